@@ -1,0 +1,79 @@
+"""tf.data input pipelines: normalize, cache, shuffle, batch, prefetch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+
+def to_unit_range(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], the range every tfsynth model sees."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding and clipping."""
+    images = tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
+    return tf.cast(tf.round(images), tf.uint8)
+
+
+def make_pipeline(
+    elements: tf.data.Dataset,
+    batch_size: int = 64,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    cache: bool | str = True,
+    drop_remainder: bool = False,
+    repeat: bool = False,
+    normalize: bool = True,
+    shuffle_buffer: int = 10_000,
+    map_batch: Callable | None = None,
+) -> tf.data.Dataset:
+    """Turns a dataset of example dicts into batched (images, labels).
+
+    The order of operations follows the tf.data performance guide: the
+    per-example decode is cached (uint8, 4x smaller than float), shuffling
+    comes after the cache so each epoch gets a new order, normalization and
+    `map_batch` (for example an augmentation policy) run vectorized on whole
+    batches, and the result is prefetched.
+
+    Args:
+        elements: a dataset of dicts with "image" (uint8 HWC) and "label".
+        batch_size: examples per batch.
+        shuffle: shuffle with a seeded buffer, reshuffled every epoch.
+        seed: the shuffle seed; the same seed gives the same order.
+        cache: True caches in memory, a string caches to that file, False
+            does not cache (for sources larger than memory).
+        drop_remainder: drop the last partial batch, so that shapes are
+            static (needed for XLA and for some distribution strategies).
+        repeat: repeat forever.
+        normalize: map images to float32 in [-1, 1]; otherwise keep uint8.
+        shuffle_buffer: shuffle buffer size.
+        map_batch: optional function (images, labels) -> (images, labels)
+            applied to each batch after normalization.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> el = tf.data.Dataset.from_tensor_slices(
+    ...     {"image": np.zeros((10, 8, 8, 1), np.uint8), "label": np.arange(10)})
+    >>> ds = make_pipeline(el, batch_size=4, drop_remainder=True)
+    >>> [int(x.shape[0]) for x, _ in ds]
+    [4, 4]
+    """
+    ds = elements.map(lambda e: (e["image"], e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache() if cache is True else ds.cache(str(cache))
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    if normalize:
+        ds = ds.map(lambda x, y: (to_unit_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if map_batch is not None:
+        ds = ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
