@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from tests.conftest import make_arrays
+from tfsynth.data import ImageDataset
+from tfsynth.errors import ConfigError, DataError
+from tfsynth.evaluation.classifier import (
+    accuracy,
+    build_classifier,
+    predict_labels,
+    train_classifier,
+)
+
+
+def _separable(n=32, seed=0):
+    # Class 0: dark images, class 1: bright images; a tiny CNN learns this in one epoch.
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 60, (n, 16, 16, 1)) + 180 * labels[:, None, None, None]
+    return ImageDataset(images.astype(np.uint8), labels, name="sep")
+
+
+def test_build_is_seeded_and_has_a_feature_layer():
+    a = build_classifier((16, 16, 3), 4, width=4, feature_dim=8, seed=1)
+    b = build_classifier((16, 16, 3), 4, width=4, feature_dim=8, seed=1)
+    c = build_classifier((16, 16, 3), 4, width=4, feature_dim=8, seed=2)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+    assert a.get_layer("features").output.shape == (None, 8)
+    assert a.output_shape == (None, 4)
+
+
+def test_train_learns_and_is_reproducible():
+    ds = _separable()
+    m1 = train_classifier(ds, epochs=3, seed=0, batch_size=8, width=4, validation=ds)
+    m2 = train_classifier(ds, epochs=3, seed=0, batch_size=8, width=4)
+    assert accuracy(m1, ds) == 1.0
+    assert "val_accuracy" in m1.history.history
+    np.testing.assert_allclose(m1.get_weights()[0], m2.get_weights()[0], atol=1e-5)
+    pred = predict_labels(m1, ds.images)
+    assert pred.dtype == np.int64 and pred.shape == (len(ds),)
+
+
+def test_soft_labels_are_used_as_targets():
+    images, labels = make_arrays(n=8, num_classes=2)
+    soft = np.eye(2, dtype=np.float32)[labels] * 0.8 + 0.1
+    ds = ImageDataset(images, labels, extras={"soft_label": soft})
+    train_classifier(ds, epochs=1, batch_size=4, width=4)
+    bad = ImageDataset(images, labels, name="bad", extras={"soft_label": soft[:, :1]})
+    with pytest.raises(DataError, match="bad: soft_label has shape"):
+        train_classifier(bad, epochs=1, batch_size=4, width=4)
+
+
+def test_bad_arguments():
+    with pytest.raises(ConfigError, match="num_classes must be >= 2"):
+        build_classifier((16, 16, 1), 1)
+    with pytest.raises(ConfigError, match="image_shape"):
+        build_classifier((16, 16), 3)
+    with pytest.raises(ConfigError, match="epochs"):
+        train_classifier(_separable(), epochs=0)
+    m = build_classifier((16, 16, 1), 2, width=4)
+    with pytest.raises(DataError, match="uint8"):
+        predict_labels(m, np.zeros((2, 16, 16, 1), np.float32))
