@@ -73,3 +73,43 @@ def test_checksum_mismatch(tmp_path, tiny_dataset):
     shard.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="checksum mismatch"):
         verify_checksums(tmp_path / "d")
+
+
+def test_serialize_examples_matches_tf_train_example():
+    import tensorflow as tf
+
+    from tfsynth.data.records import serialize_examples
+
+    n = 6
+    images, labels = make_arrays(n=n)
+    batch = {
+        "image": images,
+        "label": labels,
+        "source": np.array(["real", "gen", "", "aug", "gen", "real"]),
+        "index": np.array([0, 127, 128, 2**40, -1, -(2**63)]),
+        "soft": np.random.default_rng(0).random((n, 3)).astype(np.float32),
+        "pair": np.arange(2 * n).reshape(n, 2) - 3,
+    }
+    feature_spec = {
+        "source": {"dtype": "string"},
+        "index": {"dtype": "int64"},
+        "soft": {"dtype": "float32"},
+        "pair": {"dtype": "int64"},
+    }
+    records = serialize_examples(batch, feature_spec)
+    for i, record in enumerate(records):
+        f = tf.train.Feature
+        want = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image": f(bytes_list=tf.train.BytesList(value=[images[i].tobytes()])),
+                    "label": f(int64_list=tf.train.Int64List(value=[labels[i]])),
+                    "source": f(bytes_list=tf.train.BytesList(value=[batch["source"][i].encode()])),
+                    "index": f(int64_list=tf.train.Int64List(value=[batch["index"][i]])),
+                    "soft": f(float_list=tf.train.FloatList(value=batch["soft"][i])),
+                    "pair": f(int64_list=tf.train.Int64List(value=batch["pair"][i])),
+                }
+            )
+        )
+        assert tf.train.Example.FromString(record) == want
+    assert serialize_examples(batch, feature_spec) == records  # deterministic bytes

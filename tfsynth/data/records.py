@@ -60,35 +60,126 @@ def feature_spec_of(columns: Mapping[str, np.ndarray]) -> dict[str, dict[str, An
     return spec
 
 
-def _feature(value: np.ndarray, dtype: str):
-    import tensorflow as tf
+def _varint(n: int) -> bytes:
+    """Protobuf base-128 varint; negative int64 values take 10 bytes (two's complement)."""
+    n &= 0xFFFFFFFFFFFFFFFF
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
-    flat = np.asarray(value).reshape(-1)
-    if dtype == "int64":
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=flat.astype(np.int64)))
+
+def _field(tag: int, payload: bytes) -> bytes:
+    # A length-delimited protobuf field: tag byte, varint length, payload.
+    return bytes((tag,)) + _varint(len(payload)) + payload
+
+
+def _entry(key: str, feature_payload: bytes) -> bytes:
+    # One Features.feature map entry: {key: 1, value: 2 -> Feature}.
+    return _field(0x0A, _field(0x0A, key.encode()) + _field(0x12, feature_payload))
+
+
+def _int64_feature(values) -> bytes:
+    packed = b"".join(_varint(int(v)) for v in values)
+    return _field(0x1A, _field(0x0A, packed) if packed else b"")
+
+
+def _float_feature(values: np.ndarray) -> bytes:
+    packed = np.asarray(values, "<f4").tobytes()
+    return _field(0x12, _field(0x0A, packed) if packed else b"")
+
+
+def _bytes_feature(values) -> bytes:
+    return _field(0x0A, b"".join(_field(0x0A, v) for v in values))
+
+
+def _int64_scalar_entries(name: str, values: np.ndarray) -> list[bytes]:
+    """Map entries of a scalar int64 column, with the varints built in NumPy.
+
+    An entry is a fixed head (which depends only on the varint's length)
+    followed by the varint, so the per-example Python work is one slice.
+    """
+    v = np.asarray(values).astype(np.int64).view(np.uint64)
+    n = len(v)
+    groups = np.empty((n, 10), np.uint8)
+    rest = v.copy()
+    for j in range(10):
+        groups[:, j] = (rest & np.uint64(0x7F)).astype(np.uint8)
+        rest >>= np.uint64(7)
+    nonzero = groups != 0
+    lengths = np.where(nonzero.any(1), 10 - np.argmax(nonzero[:, ::-1], axis=1), 1)
+    groups[np.arange(10)[None, :] < (lengths - 1)[:, None]] |= 0x80
+    heads = {k: _entry(name, _int64_feature((1 << (7 * (k - 1)),)))[:-k] for k in range(1, 11)}
+    raw = groups.tobytes()
+    return [heads[k] + raw[10 * i : 10 * i + k] for i, k in enumerate(lengths.tolist())]
+
+
+def _as_bytes(v) -> bytes:
+    return v if isinstance(v, bytes) else str(v).encode()
+
+
+def _column_entries(name: str, column: np.ndarray, dtype: str, n: int) -> list[bytes]:
+    """Encoded map entries of one column for `n` examples.
+
+    Scalar int and string columns (labels, provenance) repeat a few values
+    many times, so their entries are cached per value.
+    """
+    column = np.asarray(column)
+    flat = column.reshape(n, -1)
+    scalar = flat.shape[1] == 1
     if dtype == "float32":
-        return tf.train.Feature(float_list=tf.train.FloatList(value=flat.astype(np.float32)))
-    vals = [v if isinstance(v, bytes) else str(v).encode() for v in flat]
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=vals))
+        return [_entry(name, _float_feature(row)) for row in flat]
+    if dtype == "int64":
+        if not scalar:
+            return [_entry(name, _int64_feature(row)) for row in flat.astype(np.int64)]
+        return _int64_scalar_entries(name, flat[:, 0])
+    else:
+        if not scalar:
+            return [_entry(name, _bytes_feature([_as_bytes(v) for v in row])) for row in flat]
+        encode = lambda v: _entry(name, _bytes_feature((_as_bytes(v),)))  # noqa: E731
+        values = flat[:, 0].tolist()
+    cache: dict = {}
+    out = []
+    for v in values:
+        e = cache.get(v)
+        if e is None:
+            e = encode(v)
+            if len(cache) < 4096:
+                cache[v] = e
+        out.append(e)
+    return out
 
 
 def serialize_examples(
     batch: Mapping[str, np.ndarray], features: Mapping[str, Mapping]
 ) -> list[bytes]:
-    """Serializes a batch dict (image, label, extras) to tf.train.Example bytes."""
-    import tensorflow as tf
+    """Serializes a batch dict (image, label, extras) to tf.train.Example bytes.
 
+    The protobuf wire format is written directly rather than through
+    `tf.train.Example` objects, which cost ~10x more per example (it is the
+    bottleneck of streaming writes; see bench/fusion_throughput.py). The
+    bytes parse as the same `tf.train.Example`; features are written in a
+    fixed order (image, label, then the declared columns), so the output is
+    deterministic.
+    """
     images = np.ascontiguousarray(batch["image"], dtype=np.uint8)
-    labels = np.asarray(batch["label"], dtype=np.int64)
+    n = len(images)
+    if n == 0:
+        return []
+    size = images[0].nbytes
+    # The image entry's framing depends only on the image size: build it once.
+    image_head = _entry("image", _field(0x0A, _field(0x0A, b"\0" * size)))[:-size]
+    flat = images.reshape(n, size)
+    columns = [[image_head + flat[i].tobytes() for i in range(n)]]
+    columns.append(_column_entries("label", batch["label"], "int64", n))
+    for name, spec in features.items():
+        columns.append(_column_entries(name, batch[name], spec["dtype"], n))
     out = []
-    for i in range(len(images)):
-        feats = {
-            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[i].tobytes()])),
-            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[labels[i]])),
-        }
-        for name, spec in features.items():
-            feats[name] = _feature(batch[name][i], spec["dtype"])
-        out.append(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+    for parts in zip(*columns):
+        body = b"".join(parts)
+        out.append(b"\x0a" + _varint(len(body)) + body)
     return out
 
 
