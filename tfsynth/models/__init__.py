@@ -1,0 +1,100 @@
+"""Generative models: GAN family (dcgan, wgan-gp, hinge, cgan) and VAE family.
+
+Every trainer has `image_shape` (H, W, C), `num_classes` (0 when
+unconditional), `latent_dim`, `class_names` and `generate(noise, labels=None)`
+returning float32 images in [-1, 1].
+
+Example:
+
+>>> m = build_model("cgan", (16, 16, 1), num_classes=3, latent_dim=8, width=4)
+>>> m.num_classes, m.latent_dim, m.image_shape
+(3, 8, (16, 16, 1))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfsynth.errors import ConfigError, DataError
+from tfsynth.models.gan import GAN, build_gan
+from tfsynth.models.vae import VAE, build_vae
+
+MODEL_NAMES = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae")
+MODEL_FILE = "model.keras"
+
+
+def build_model(
+    name: str,
+    image_shape: Sequence[int],
+    num_classes: int = 0,
+    *,
+    latent_dim: int | None = None,
+    width: int | None = None,
+    **kwargs,
+):
+    """Builds the trainer called `name` (one of MODEL_NAMES), uncompiled.
+
+    "cgan" and "cvae" are class-conditional and need `num_classes >= 2`; the
+    others ignore the labels. "cgan" takes a `loss` keyword (default dcgan).
+    Other keywords go to `GAN` / `VAE` (ema_decay, diffaugment, beta, ...).
+    """
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    conditional = name in ("cgan", "cvae")
+    if conditional and num_classes < 2:
+        raise ConfigError(
+            f"model {name!r} is class-conditional and needs >= 2 classes, got {num_classes}"
+        )
+    k = num_classes if conditional else 0
+    if name in ("vae", "cvae"):
+        return build_vae(image_shape, k, latent_dim=latent_dim or 16, width=width or 32, **kwargs)
+    if name != "cgan":
+        if kwargs.get("loss", name) != name:
+            raise ConfigError(
+                f"loss: model {name!r} fixes the loss; use --model cgan or {kwargs['loss']}"
+            )
+        kwargs["loss"] = name
+    return build_gan(image_shape, k, latent_dim=latent_dim or 64, width=width or 32, **kwargs)
+
+
+def load_generator(path: str | os.PathLike):
+    """Loads a trainer from DIR/model.keras (or a .keras file)."""
+    import keras
+
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise DataError(f"{file}: model file not found (expected a tfsynth model.keras)")
+    try:
+        model = keras.saving.load_model(file)
+    except Exception as e:  # a corrupt zip, a foreign model: one line for the user
+        raise DataError(f"{file}: not a loadable tfsynth model ({type(e).__name__}: {e})") from None
+    if not isinstance(model, GAN | VAE):
+        raise DataError(f"{file}: holds a {type(model).__name__}, not a tfsynth GAN or VAE")
+    return model
+
+
+def model_id(model) -> str:
+    """A short, stable hash of the weights that `generate` uses (for provenance)."""
+    digest = hashlib.sha256()
+    for w in model.sampler.weights:
+        value = w.numpy()
+        digest.update(str((w.path, value.shape, value.dtype.str)).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:12]
+
+
+__all__ = [
+    "GAN",
+    "MODEL_FILE",
+    "MODEL_NAMES",
+    "VAE",
+    "build_gan",
+    "build_model",
+    "build_vae",
+    "load_generator",
+    "model_id",
+]

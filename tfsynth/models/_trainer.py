@@ -1,0 +1,77 @@
+"""Pieces shared by the GAN and VAE trainers (optimizers, EMA, noise, scaling)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
+    """Adam with the DCGAN settings (lr 2e-4, beta_1 0.5)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+def get_optimizer(opt, default):
+    """An optimizer from an instance, a name/config, or None (-> `default()`)."""
+    if opt is None:
+        return default()
+    return keras.optimizers.get(opt)
+
+
+def with_loss_scaling(opt, dtype_policy_name: str):
+    """Wraps `opt` in a LossScaleOptimizer when training in mixed_float16.
+
+    float16 gradients underflow without loss scaling; bfloat16 has float32's
+    exponent range and needs none.
+    """
+    if dtype_policy_name == "mixed_float16" and not isinstance(
+        opt, keras.optimizers.LossScaleOptimizer
+    ):
+        return keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def replica_scale(loss: tf.Tensor) -> tf.Tensor:
+    """Divides a per-replica mean loss by the replica count.
+
+    Optimizers sum gradients across replicas, so this makes a multi-replica
+    step equal to one step on the global batch.
+    """
+    n = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / n if n > 1 else loss
+
+
+def replica_seed(seed: tf.Tensor) -> tf.Tensor:
+    """Folds the replica id into a (2,) seed so replicas draw different noise."""
+    ctx = tf.distribute.get_replica_context()
+    rid = 0 if ctx is None else ctx.replica_id_in_sync_group
+    return tf.cast(seed, tf.int32) + tf.stack([tf.constant(0, tf.int32), tf.cast(rid, tf.int32)])
+
+
+def _raw(v):
+    return v.value if isinstance(v, keras.Variable) else v
+
+
+def ema_update(ema_vars, vars_, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * var, per device under any strategy.
+
+    Non-trainable variables (batch-norm statistics) are copied, as they are
+    already running averages.
+    """
+
+    def update_all(strategy, ema_vars, vars_):
+        for e, v in zip(ema_vars, vars_):
+            d = decay if v.trainable else 0.0
+            strategy.extended.update(
+                _raw(e), lambda a, b, d=d: a.assign(d * a + (1.0 - d) * b), args=(_raw(v),)
+            )
+
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        update_all, tf.distribute.get_strategy(), ema_vars, vars_
+    )
+
+
+def apply_gradients(optimizer, tape, loss, variables) -> None:
+    """Gradients of `loss` (loss-scaled when needed) applied by `optimizer`."""
+    grads = tape.gradient(optimizer.scale_loss(replica_scale(loss)), variables)
+    optimizer.apply_gradients(zip(grads, variables))
