@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_arrays
+from tests.evaluation.conftest import separable
 from tfsynth.data import ImageDataset
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.evaluation.classifier import (
@@ -10,14 +11,6 @@ from tfsynth.evaluation.classifier import (
     predict_labels,
     train_classifier,
 )
-
-
-def _separable(n=32, seed=0):
-    # Class 0: dark images, class 1: bright images; a tiny CNN learns this in one epoch.
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 2
-    images = rng.integers(0, 60, (n, 16, 16, 1)) + 180 * labels[:, None, None, None]
-    return ImageDataset(images.astype(np.uint8), labels, name="sep")
 
 
 def test_build_is_seeded_and_has_a_feature_layer():
@@ -32,7 +25,7 @@ def test_build_is_seeded_and_has_a_feature_layer():
 
 
 def test_train_learns_and_is_reproducible():
-    ds = _separable()
+    ds = separable()
     m1 = train_classifier(ds, epochs=3, seed=0, batch_size=8, width=4, validation=ds)
     m2 = train_classifier(ds, epochs=3, seed=0, batch_size=8, width=4)
     assert accuracy(m1, ds) == 1.0
@@ -58,7 +51,7 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match="image_shape"):
         build_classifier((16, 16), 3)
     with pytest.raises(ConfigError, match="epochs"):
-        train_classifier(_separable(), epochs=0)
+        train_classifier(separable(), epochs=0)
     m = build_classifier((16, 16, 1), 2, width=4)
     with pytest.raises(DataError, match="uint8"):
         predict_labels(m, np.zeros((2, 16, 16, 1), np.float32))

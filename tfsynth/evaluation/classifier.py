@@ -127,6 +127,7 @@ def train_classifier(
     feature_dim: int = 128,
     learning_rate: float = 2e-3,
     num_classes: int | None = None,
+    min_steps: int = 0,
     verbose: int = 0,
 ) -> keras.Model:
     """Trains the fixed classifier on `dataset` and returns the Keras model.
@@ -146,6 +147,9 @@ def train_classifier(
         width, feature_dim: network size, see `build_classifier`.
         learning_rate: Adam learning rate.
         num_classes: defaults to ``dataset.num_classes``.
+        min_steps: train for more epochs when `epochs` passes over a small
+            dataset would take fewer optimizer steps than this, so that a
+            100-image subset is not compared undertrained (low-data curve).
         verbose: Keras fit verbosity.
 
     Example:
@@ -174,6 +178,8 @@ def train_classifier(
     if validation is not None:
         _check_compatible(validation, dataset.shape, num_classes)
         val = _input(validation.images, _targets(validation), 256, None)
+    steps_per_epoch = -(-len(dataset) // batch_size)
+    epochs = max(epochs, -(-min_steps // steps_per_epoch))
     model.fit(train, epochs=epochs, validation_data=val, verbose=verbose, shuffle=False)
     return model
 

@@ -1,0 +1,204 @@
+"""Downstream utility: does synthetic data train a classifier that works on real data?
+
+Every number here trains the one fixed classifier recipe
+(`tfsynth.evaluation.classifier.train_classifier`) and tests it, repeated
+over several seeds (mean and standard deviation):
+
+- TRTR: train on real, test on real (the held-out test split): the baseline.
+- TSTR: train on synthetic only, test on real.
+- TRTS: train on real, test on synthetic (are the synthetic labels right?);
+  it reuses the TRTR models, so it costs no training.
+- D vs D': the real training set against D' (real + synthetic, or an
+  explicit fused dataset such as `tfsynth fuse` wrote), both tested on real.
+- the low-data curve: real subsets of increasing size (100, 500, 1000, all),
+  each trained with and without the synthetic data added.
+
+Runs that the definitions make identical are trained once: the TRTR models
+are the "real only, all" point of the curve, and D' = real + synthetic is
+its "with synthetic, all" point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tfsynth.data.dataset import ImageDataset
+from tfsynth.errors import ConfigError, DataError
+from tfsynth.evaluation.classifier import accuracy, train_classifier
+
+DEFAULT_LOW_DATA_SIZES = (100, 500, 1000)
+
+
+def check_compatible(reference: ImageDataset, *others: ImageDataset | None) -> None:
+    """Raises DataError unless all datasets share image shape and class count."""
+    for ds in others:
+        if ds is None:
+            continue
+        if tuple(ds.shape) != tuple(reference.shape):
+            raise DataError(
+                f"{ds.name}: images are {'x'.join(map(str, ds.shape))} but {reference.name} has "
+                f"{'x'.join(map(str, reference.shape))}; shapes must match"
+            )
+        if ds.num_classes != reference.num_classes:
+            raise DataError(
+                f"{ds.name}: {ds.num_classes} classes but {reference.name} has "
+                f"{reference.num_classes}; class counts must match"
+            )
+
+
+def concat(parts: Sequence[ImageDataset], name: str) -> ImageDataset:
+    """Stacks datasets with the same shape and classes (extra columns dropped)."""
+    check_compatible(parts[0], *parts[1:])
+    return ImageDataset(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        class_names=parts[0].class_names,
+        name=name,
+    )
+
+
+def subset(dataset: ImageDataset, n: int, seed: int) -> ImageDataset:
+    """A seeded random subset of `n` rows (all rows when n >= len)."""
+    if n >= len(dataset):
+        return dataset
+    idx = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
+    images, labels = dataset.numpy()
+    return ImageDataset(
+        images[idx], labels[idx], class_names=dataset.class_names, name=f"{dataset.name}#{n}"
+    )
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds: expected a positive number of seeds, got {seeds}")
+        return list(range(seeds))
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("seeds: expected at least one seed")
+    return seeds
+
+
+def _stats(prefix: str, values: list[float]) -> dict[str, Any]:
+    return {
+        prefix: float(np.mean(values)),
+        f"{prefix}_std": float(np.std(values)),
+        f"{prefix}_runs": [float(v) for v in values],
+    }
+
+
+def utility_metrics(
+    real: ImageDataset,
+    synthetic: ImageDataset,
+    test: ImageDataset,
+    *,
+    fused: ImageDataset | None = None,
+    seeds: int | Sequence[int] = 3,
+    epochs: int = 3,
+    batch_size: int = 64,
+    width: int = 16,
+    min_steps: int = 200,
+    low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES,
+) -> dict[str, Any]:
+    """Trains the fixed classifier on real, synthetic and D'; tests on real.
+
+    Args:
+        real: the real training split (D).
+        synthetic: the synthetic data (D_gen, or any labelled set to judge).
+        test: held-out real data, never seen by the generator.
+        fused: D'; defaults to real + synthetic.
+        seeds: a number of seeds (0..n-1) or the seeds themselves.
+        epochs, batch_size, width, min_steps: the classifier recipe
+            (see `train_classifier`).
+        low_data_sizes: real subset sizes for the low-data curve; the full
+            real set is always the last point. None or () skips the curve.
+
+    Returns:
+        A flat dict: ``trtr_accuracy``, ``tstr_accuracy``, ``trts_accuracy``,
+        ``real_only_accuracy`` (D, = TRTR), ``fused_accuracy`` (D'), each
+        with ``_std`` and ``_runs``; ``low_data.<n>.real`` and
+        ``low_data.<n>.real+synthetic`` with ``_std``; counts and settings.
+    """
+    check_compatible(real, synthetic, test, fused)
+    seeds = _seeds(seeds)
+    t0 = time.perf_counter()
+    recipe = {"epochs": epochs, "batch_size": batch_size, "width": width, "min_steps": min_steps}
+
+    def train(ds: ImageDataset, seed: int):
+        return train_classifier(ds, seed=seed, **recipe)
+
+    real_plus_syn = concat([real, synthetic], name="real+synthetic")
+    fused_ds = fused if fused is not None else real_plus_syn
+    runs: dict[str, list[float]] = {k: [] for k in ("trtr", "trts", "tstr", "fused")}
+    curve: dict[tuple[int, str], list[float]] = {}
+    n_real = len(real)
+    sizes = sorted({min(int(s), n_real) for s in (low_data_sizes or ())} | {n_real})
+    if any(s < 1 for s in sizes):
+        raise ConfigError(f"low_data_sizes: sizes must be >= 1, got {list(low_data_sizes)}")
+    do_curve = bool(low_data_sizes)
+    for seed in seeds:
+        m_real = train(real, seed)
+        runs["trtr"].append(accuracy(m_real, test))
+        runs["trts"].append(accuracy(m_real, synthetic))
+        runs["tstr"].append(accuracy(train(synthetic, seed), test))
+        runs["fused"].append(accuracy(train(fused_ds, seed), test))
+        if not do_curve:
+            continue
+        for n in sizes:
+            if n == n_real:
+                real_acc = runs["trtr"][-1]
+                aug_acc = (
+                    runs["fused"][-1]
+                    if fused is None
+                    else accuracy(train(real_plus_syn, seed), test)
+                )
+            else:
+                part = subset(real, n, seed)
+                real_acc = accuracy(train(part, seed), test)
+                aug_acc = accuracy(train(concat([part, synthetic], f"{part.name}+syn"), seed), test)
+            curve.setdefault((n, "real"), []).append(real_acc)
+            curve.setdefault((n, "real+synthetic"), []).append(aug_acc)
+
+    out: dict[str, Any] = {}
+    out.update(_stats("trtr_accuracy", runs["trtr"]))
+    out.update(_stats("tstr_accuracy", runs["tstr"]))
+    out.update(_stats("trts_accuracy", runs["trts"]))
+    out.update(_stats("real_only_accuracy", runs["trtr"]))
+    out.update(_stats("fused_accuracy", runs["fused"]))
+    out["fused_gain"] = out["fused_accuracy"] - out["real_only_accuracy"]
+    out["fused_source"] = "explicit" if fused is not None else "real+synthetic"
+    out["num_fused"] = len(fused_ds)
+    if do_curve:
+        out["low_data_sizes"] = sizes
+        for (n, kind), values in curve.items():
+            out[f"low_data.{n}.{kind}"] = float(np.mean(values))
+            out[f"low_data.{n}.{kind}_std"] = float(np.std(values))
+    out["utility_seeds"] = seeds
+    out.update({f"utility_{k}": v for k, v in recipe.items()})
+    out["utility_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def low_data_curve(summary: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Reads the low-data curve back from a flat summary, for plots and tables.
+
+    Returns:
+        {"real": {"sizes": [...], "mean": [...], "std": [...]},
+        "real+synthetic": {...}}; empty when the summary has no curve.
+    """
+    sizes = summary.get("low_data_sizes") or []
+    out: dict[str, dict[str, list[float]]] = {}
+    for kind in ("real", "real+synthetic"):
+        pts = [
+            (n, summary[f"low_data.{n}.{kind}"], summary.get(f"low_data.{n}.{kind}_std", 0.0))
+            for n in sizes
+            if f"low_data.{n}.{kind}" in summary
+        ]
+        if pts:
+            n, m, s = zip(*pts)
+            out[kind] = {"sizes": list(n), "mean": list(m), "std": list(s)}
+    return out
