@@ -81,8 +81,185 @@ def _add_data(sub) -> None:
     q.set_defaults(func=_cmd_data_convert)
 
 
+# -- fuse / export ---------------------------------------------------------
+
+
+def _cmd_fuse(args) -> None:
+    from tfsynth.fusion import build_fused
+
+    fields = {
+        k: getattr(args, k)
+        for k in (
+            "real", "aug", "aug_policy", "gen", "ratios", "counts", "size", "class_target",
+            "seed", "num_shards", "examples_per_shard", "memorization_threshold",
+            "batch_size", "format",
+        )
+    }  # fmt: skip
+    result = build_fused(
+        out=args.out,
+        shard_index=args.shard_index,
+        merge_only=args.merge,
+        overwrite=args.overwrite,
+        **fields,
+    )
+    if args.shard_index is not None:
+        print(
+            f"wrote shard {args.shard_index} ({result['shard']['num_examples']} examples); "
+            f"{result['finished']} of {result['num_shards']} shards done"
+        )
+        return
+    totals = result["metadata"]["fusion"]["source_totals"]
+    mix = ", ".join(f"{k} {v}" for k, v in totals.items())
+    print(f"wrote {result['num_examples']} examples ({mix}) to {args.out}")
+
+
+def _add_fuse(sub) -> None:
+    p = sub.add_parser(
+        "fuse",
+        help="build D' from real, augmented and generated data (sharded TFRecord or TFDS)",
+    )
+    p.add_argument("--real", default="mnist-10k", help="real data spec (default mnist-10k)")
+    p.add_argument("--aug", help="augmented dataset spec (e.g. a `tfsynth augment` output)")
+    p.add_argument("--aug-policy", help="or an augmentation policy applied on the fly to --real")
+    p.add_argument("--gen", help="generated dataset spec, or a model.keras (or its run dir)")
+    p.add_argument("--ratios", help="e.g. real=0.5,aug=0.25,gen=0.25 (default: real half)")
+    p.add_argument("--counts", help="exact counts instead of ratios, e.g. real=5000,gen=5000")
+    p.add_argument(
+        "--size", type=int, help="size of D' with --ratios (default: all real data once)"
+    )
+    p.add_argument(
+        "--class-target",
+        default="match",
+        help="match (real class distribution), uniform, or CLASS=WEIGHT,... (default match)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-shards", type=int, help="number of output shards")
+    p.add_argument("--examples-per-shard", type=int, default=10_000)
+    p.add_argument("--shard-index", type=int, help="build only this shard (distributed workers)")
+    p.add_argument("--merge", action="store_true", help="merge shards built with --shard-index")
+    p.add_argument(
+        "--memorization-threshold",
+        type=float,
+        help="drop generated images closer than this to a real image (L2, pixels in [0, 1])",
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--format", default="tfsynth", help="tfsynth (default) or tfds")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=_cmd_fuse)
+
+
+def _cmd_export(args) -> None:
+    from tfsynth.export import export_generator
+
+    path = export_generator(args.model, args.out, version=args.version)
+    print(f"wrote {path}")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a generator as a TF Serving SavedModel")
+    p.add_argument("--model", required=True, help="DIR/model.keras (or its run directory)")
+    p.add_argument("--out", required=True, help="saved_models/NAME; writes NAME/VERSION/")
+    p.add_argument("--version", type=int, help="version number (default: the next free one)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_evaluate(args) -> None:
+    from tfsynth.evaluation import evaluate_to_dir
+
+    s = evaluate_to_dir(
+        args.real,
+        args.synthetic,
+        args.test,
+        out=args.out,
+        overwrite=args.overwrite,
+        fused=args.fused,
+        extractor=args.extractor,
+        max_samples=args.max_samples,
+        classifier_epochs=args.epochs,
+        extractor_epochs=args.extractor_epochs,
+        seeds=args.seeds,
+        low_data_sizes=args.low_data_sizes,
+        min_steps=args.min_steps,
+        reference=args.reference,
+        utility=not args.no_utility,
+        privacy=not args.no_privacy,
+        kid_subsets=args.kid_subsets,
+        cache_dir=args.cache_dir,
+        seed=args.seed,
+    )
+    keys = (
+        "fid",
+        "kid",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "tstr_accuracy",
+        "trtr_accuracy",
+        "fused_accuracy",
+        "memorization_rate",
+    )
+    print(", ".join(f"{k} {s[k]:.4g}" for k in keys if isinstance(s.get(k), float)))
+    print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
+
+
+def _int_list(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="validate synthetic data: FID/KID/PRDC, utility (TSTR, D vs D'), privacy"
+    )
+    p.add_argument("--real", required=True, help="real training data spec (what the generator saw)")
+    p.add_argument(
+        "--synthetic", required=True, help="synthetic data spec (e.g. a generate output)"
+    )
+    p.add_argument("--test", help="held-out real data spec (default: 20%% split off --real)")
+    p.add_argument("--fused", help="an explicit D' for D vs D' (default: real + synthetic)")
+    p.add_argument("--out", required=True, help="new output directory (summary.json, report.html)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument(
+        "--extractor",
+        default="domain",
+        help="domain (default), inception[:WEIGHTS.h5] or keras:MODEL.keras:LAYER",
+    )
+    p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
+    p.add_argument(
+        "--epochs", type=int, default=3, help="classifier epochs for utility (default 3)"
+    )
+    p.add_argument("--extractor-epochs", type=int, default=5, help="domain classifier epochs")
+    p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
+    p.add_argument(
+        "--low-data-sizes",
+        type=_int_list,
+        default=[100, 500, 1000],
+        help="real subset sizes for the low-data curve, or none (default 100,500,1000)",
+    )
+    p.add_argument(
+        "--min-steps", type=int, default=200, help="least steps of any classifier training"
+    )
+    p.add_argument("--reference", default="test", help="real set for FID etc.: test or real")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--no-utility", action="store_true", help="skip the classifier trainings")
+    p.add_argument("--no-privacy", action="store_true", help="skip the nearest-neighbour distances")
+    p.add_argument("--cache-dir", help="domain classifier cache (default ~/.cache/tfsynth)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate)
+
+
 # Each entry adds one subcommand; later stages append theirs here.
 COMMANDS: list[Callable] = [_add_data]
+COMMANDS += [_add_evaluate]
+COMMANDS += [_add_fuse, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

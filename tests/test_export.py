@@ -1,0 +1,134 @@
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from tests.conftest import listing
+from tfsynth.cli import main
+
+# Runs in a Python where tfsynth is NOT importable: -I (no cwd, no user site,
+# no PYTHONPATH) and -S (no .pth files, so no editable-install finder), with
+# only the site-packages directory (TensorFlow) put back by hand.
+LOAD_SCRIPT = r"""
+import json, sys
+sys.path.append(sys.argv[1])
+try:
+    import tfsynth
+    has_tfsynth = True
+except ImportError:
+    has_tfsynth = False
+import tensorflow as tf
+
+out = {"has_tfsynth": has_tfsynth}
+for key, path in (("cgan", sys.argv[2]), ("vae", sys.argv[3])):
+    m = tf.saved_model.load(path)
+    serve, sample = m.signatures["serving_default"], m.signatures["sample"]
+    noise = tf.random.normal([5, serve.structured_input_signature[1]["noise"].shape[1]])
+    if key == "cgan":
+        a = serve(noise=noise, labels=tf.constant([0, 1, 2, 0, 1], tf.int64))["images"]
+        s1 = sample(n=tf.constant(4), seed=tf.constant(7, tf.int64), labels=tf.constant([], tf.int64))
+        s2 = sample(n=tf.constant(4), seed=tf.constant(7, tf.int64), labels=tf.constant([], tf.int64))
+        s3 = sample(n=tf.constant(3), seed=tf.constant(7, tf.int64), labels=tf.constant([2, 2, 1], tf.int64))
+        out["cgan_sample3_labels"] = s3["labels"].numpy().tolist()
+    else:
+        a = serve(noise=noise)["images"]
+        s1 = sample(n=tf.constant(4), seed=tf.constant(7, tf.int64))
+        s2 = sample(n=tf.constant(4), seed=tf.constant(7, tf.int64))
+    out[key] = {
+        "serve": [a.dtype.name, a.shape.as_list()],
+        "sample": [s1["images"].dtype.name, s1["images"].shape.as_list()],
+        "labels": s1["labels"].numpy().tolist(),
+        "same_seed_same_images": bool(tf.reduce_all(s1["images"] == s2["images"])),
+    }
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from tfsynth.models import build_model
+
+    root = tmp_path_factory.mktemp("models")
+    paths = {}
+    for name, kwargs in (("cgan", {"num_classes": 3}), ("vae", {})):
+        m = build_model(name, (16, 16, 1), latent_dim=8, width=4, **kwargs)
+        m.compile()
+        paths[name] = root / name / "model.keras"
+        paths[name].parent.mkdir()
+        m.save(paths[name])
+    return paths
+
+
+def run_cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.slow
+def test_export_loads_with_plain_tensorflow(tmp_path, models, capsys):
+    out = tmp_path / "saved_models"
+    assert run_cli(capsys, "export", "--model", models["cgan"], "--out", out / "cg")[0] == 0
+    # Versions auto-increment; an existing one is never replaced.
+    assert run_cli(capsys, "export", "--model", models["cgan"].parent, "--out", out / "cg")[0] == 0
+    assert run_cli(capsys, "export", "--model", models["vae"], "--out", out / "vae")[0] == 0
+    assert sorted(p.name for p in (out / "cg").iterdir()) == ["1", "2"]
+    summary = json.loads((out / "cg" / "2" / "summary.json").read_text())
+    assert summary["command"] == "export" and summary["version"] == 2
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    r = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", LOAD_SCRIPT, sysconfig.get_paths()["purelib"],
+         str(out / "cg" / "1"), str(out / "vae" / "1")],
+        cwd=outside, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.split("RESULT ", 1)[1])
+    assert result["has_tfsynth"] is False
+    assert result["cgan"]["serve"] == ["uint8", [5, 16, 16, 1]]
+    assert result["cgan"]["sample"] == ["uint8", [4, 16, 16, 1]]
+    assert result["cgan"]["labels"] == [0, 1, 2, 0]
+    assert result["cgan_sample3_labels"] == [2, 2, 1]
+    assert result["vae"]["serve"] == ["uint8", [5, 16, 16, 1]]
+    assert result["vae"]["labels"] == [0, 0, 0, 0]
+    assert result["cgan"]["same_seed_same_images"] and result["vae"]["same_seed_same_images"]
+
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run(
+        [cli, "show", "--dir", str(out / "cg" / "1"), "--all"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "signature_def['serving_default']" in shown.stdout
+    assert "signature_def['sample']" in shown.stdout
+    assert "DT_UINT8" in shown.stdout
+
+
+def test_export_bad_input_exits_2_and_writes_nothing(tmp_path, models, capsys):
+    out = tmp_path / "saved"
+    out.mkdir()
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (["--model", tmp_path / "missing.keras", "--out", out / "m"], "model file not found"),
+        (["--model", tmp_path / "junk.keras", "--out", out / "m"], "not a loadable tfsynth model"),
+        (["--model", models["cgan"], "--out", tmp_path / "a_file"], "is not a directory"),
+        (["--model", models["cgan"], "--out", out / "m", "--version", "0"], "--version"),
+    ]
+    for argv, message in cases:
+        rc, _, err = run_cli(capsys, "export", *argv)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and message in lines[0], err
+        assert listing(out) == []
+    (out / "m" / "3").mkdir(parents=True)
+    rc, _, err = run_cli(
+        capsys, "export", "--model", models["cgan"], "--out", out / "m", "--version", "3"
+    )
+    assert rc == 2 and "already exists" in err
+    assert listing(out) == ["m", "m/3"]
