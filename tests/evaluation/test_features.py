@@ -16,7 +16,9 @@ def small():
 
 def _fast_domain(train, **kw):
     # A tiny recipe: the cache and bookkeeping are under test here, not accuracy.
-    return F.domain_extractor(train, epochs=1, batch_size=8, width=4, feature_dim=6, **kw)
+    return F.domain_extractor(
+        train, epochs=1, batch_size=8, width=4, feature_dim=6, min_steps=0, **kw
+    )
 
 
 def test_domain_extractor_is_cached_per_content(small, tmp_path):

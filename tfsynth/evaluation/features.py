@@ -177,6 +177,7 @@ def domain_extractor(
     batch_size: int = 64,
     width: int = 16,
     feature_dim: int = 128,
+    min_steps: int = 300,
     cache_dir: str | os.PathLike | None | bool = None,
 ) -> FeatureExtractor:
     """The domain classifier trained on `train`, as a feature extractor.
@@ -200,6 +201,7 @@ def domain_extractor(
         "batch_size": batch_size,
         "width": width,
         "feature_dim": feature_dim,
+        "min_steps": min_steps,
     }
     key = hashlib.sha256(
         (dataset_fingerprint(train) + json.dumps(recipe, sort_keys=True)).encode()
@@ -218,6 +220,7 @@ def domain_extractor(
             batch_size=batch_size,
             width=width,
             feature_dim=feature_dim,
+            min_steps=min_steps,
         )
         if entry is not None:
             try:
@@ -299,6 +302,7 @@ def build_extractor(
     test: ImageDataset | None = None,
     epochs: int = 5,
     seed: int = 0,
+    min_steps: int = 300,
     cache_dir: str | os.PathLike | None | bool = None,
 ) -> FeatureExtractor:
     """Builds the extractor named by `spec` (see the module docstring).
@@ -309,7 +313,9 @@ def build_extractor(
     if spec == "domain":
         if train is None:
             raise ConfigError("extractor domain: needs the real training data")
-        return domain_extractor(train, test=test, epochs=epochs, seed=seed, cache_dir=cache_dir)
+        return domain_extractor(
+            train, test=test, epochs=epochs, seed=seed, min_steps=min_steps, cache_dir=cache_dir
+        )
     if spec == "inception" or spec.startswith("inception:"):
         return inception_extractor(spec.partition(":")[2] or None)
     if spec.startswith("keras:"):

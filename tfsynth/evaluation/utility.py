@@ -72,7 +72,8 @@ def subset(dataset: ImageDataset, n: int, seed: int) -> ImageDataset:
     )
 
 
-def _seeds(seeds: int | Sequence[int]) -> list[int]:
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """Seeds 0..n-1 for an int n, or the given seeds as ints."""
     if isinstance(seeds, int):
         if seeds < 1:
             raise ConfigError(f"seeds: expected a positive number of seeds, got {seeds}")
@@ -124,7 +125,7 @@ def utility_metrics(
         ``low_data.<n>.real+synthetic`` with ``_std``; counts and settings.
     """
     check_compatible(real, synthetic, test, fused)
-    seeds = _seeds(seeds)
+    seeds = seed_list(seeds)
     t0 = time.perf_counter()
     recipe = {"epochs": epochs, "batch_size": batch_size, "width": width, "min_steps": min_steps}
 

@@ -1,0 +1,351 @@
+"""`evaluate`: all validation of a synthetic dataset in one call.
+
+Distribution metrics (on features of a domain classifier, InceptionV3 or a
+user model), downstream utility (TRTR, TSTR, TRTS, D vs D', the low-data
+curve) and privacy (distance to closest record, memorization), returned as
+one flat dict; with an output directory it also draws the figures that
+`tfsynth.report.write_report` puts into report.md/.html.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfsynth.data.dataset import ImageDataset
+from tfsynth.errors import ConfigError
+from tfsynth.evaluation.distribution import distribution_metrics
+from tfsynth.evaluation.features import build_extractor
+from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE
+from tfsynth.evaluation.privacy import nearest_neighbor_grid, pixel_vectors, privacy_metrics
+from tfsynth.evaluation.utility import (
+    DEFAULT_LOW_DATA_SIZES,
+    check_compatible,
+    low_data_curve,
+    seed_list,
+    utility_metrics,
+)
+
+REFERENCES = ("test", "real")
+
+
+def _load(data, what: str) -> ImageDataset:
+    from tfsynth.data.sources import load_dataset
+
+    if isinstance(data, ImageDataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(os.fspath(data))
+    raise ConfigError(
+        f"{what}: expected an ImageDataset or a dataset spec, got {type(data).__name__}"
+    )
+
+
+def _cap(dataset: ImageDataset, max_samples: int | None, seed: int) -> ImageDataset:
+    """A seeded random subset of at most `max_samples` rows (the rows in order)."""
+    if max_samples is None or len(dataset) <= max_samples:
+        return dataset
+    from tfsynth.evaluation.utility import subset
+
+    return subset(dataset, max_samples, seed)
+
+
+def check_options(
+    *,
+    extractor: str,
+    max_samples: int | None,
+    classifier_epochs: int,
+    extractor_epochs: int,
+    seeds,
+    low_data_sizes,
+    min_steps: int,
+    reference: str,
+    test_fraction: float,
+) -> None:
+    """Raises ConfigError for the first bad option, before any work is done."""
+    if not isinstance(extractor, str) or not extractor.strip():
+        raise ConfigError("extractor: expected domain, inception or keras:MODEL.keras:LAYER")
+    if max_samples is not None and max_samples < 10:
+        raise ConfigError(f"max_samples: expected at least 10, got {max_samples}")
+    for name, v in (
+        ("classifier_epochs", classifier_epochs),
+        ("extractor_epochs", extractor_epochs),
+    ):
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
+    seed_list(seeds)
+    if low_data_sizes and any(int(n) < 1 for n in low_data_sizes):
+        raise ConfigError(f"low_data_sizes: sizes must be >= 1, got {list(low_data_sizes)}")
+    if not isinstance(min_steps, int) or min_steps < 0:
+        raise ConfigError(f"min_steps: expected an integer >= 0, got {min_steps!r}")
+    if reference not in REFERENCES:
+        raise ConfigError(f"reference: expected one of {', '.join(REFERENCES)}, got {reference!r}")
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction: expected a value in (0, 1), got {test_fraction}")
+
+
+def evaluate(
+    real: ImageDataset | str,
+    synthetic: ImageDataset | str,
+    test: ImageDataset | str | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    fused: ImageDataset | str | None = None,
+    extractor: str = "domain",
+    max_samples: int | None = None,
+    classifier_epochs: int = 3,
+    extractor_epochs: int = 5,
+    seeds: int | Sequence[int] = 3,
+    low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES,
+    min_steps: int = 200,
+    reference: str = "test",
+    test_fraction: float = 0.2,
+    utility: bool = True,
+    privacy: bool = True,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    cache_dir: str | os.PathLike | None | bool = None,
+    seed: int = 0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> dict[str, Any]:
+    """Validates `synthetic` against real data; returns a flat summary dict.
+
+    Args:
+        real: the real training split D (what the generator was trained on),
+            as an `ImageDataset` or a spec such as ``"mnist-10k[:4000]"``.
+        synthetic: the synthetic data to judge (labelled like `real`).
+        test: held-out real data; None splits `test_fraction` off `real`
+            (seeded) and records that in ``test_source``.
+        out_dir: when given, figures are written to ``out_dir/figures/`` and
+            listed under ``figures.<name>`` (paths relative to out_dir);
+            pass the result to `tfsynth.report.write_report`.
+        fused: an explicit D' for "D vs D'"; default real + synthetic.
+        extractor: ``domain`` | ``inception[:WEIGHTS]`` | ``keras:MODEL:LAYER``.
+        max_samples: cap on the samples per side for the distribution and
+            privacy metrics (seeded subsets); None uses all.
+        classifier_epochs, seeds, low_data_sizes: the utility recipe.
+        min_steps: the least optimizer steps of any classifier training
+            (utility and domain extractor), so small sets are not undertrained.
+        extractor_epochs: epochs of the domain classifier.
+        reference: real set that distribution metrics compare against:
+            ``test`` (held out, the default) or ``real`` (the training split).
+        utility, privacy: turn those parts off (e.g. for quick checks).
+        kid_subsets, kid_subset_size: KID subset sampling.
+        cache_dir: domain-classifier cache; None = default, False = off.
+        seed: seeds the splits, subsets, KID and the extractor.
+        block_size: k-NN block size (memory ~ 8 * block_size**2 bytes).
+
+    Returns:
+        A flat dict with fid, kid, kid_std, precision, recall, density,
+        coverage, fid_per_class.*, tstr_accuracy, trtr_accuracy,
+        trts_accuracy, fused_accuracy, real_only_accuracy (each with _std),
+        low_data.*, dcr_synthetic_median, dcr_holdout_median,
+        memorization_rate, the extractor and its accuracy, the sample
+        counts, timings and the settings.
+
+    Example:
+
+    >>> summary = evaluate("mnist-10k[:600]", "mnist-10k[600:1200]", "mnist-10k[1200:1500]",
+    ...                    seeds=1, low_data_sizes=None, cache_dir=False)  # doctest: +SKIP
+    >>> summary["fid"], summary["tstr_accuracy"]  # doctest: +SKIP
+    """
+    check_options(
+        extractor=extractor,
+        max_samples=max_samples,
+        classifier_epochs=classifier_epochs,
+        extractor_epochs=extractor_epochs,
+        seeds=seeds,
+        low_data_sizes=low_data_sizes,
+        min_steps=min_steps,
+        reference=reference,
+        test_fraction=test_fraction,
+    )
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    real = _load(real, "real")
+    synthetic = _load(synthetic, "synthetic")
+    test_source = "given"
+    if test is None:
+        real, test = real.split([1 - test_fraction, test_fraction], seed=seed)
+        test_source = f"split of real ({test_fraction:g})"
+    else:
+        test = _load(test, "test")
+    fused = _load(fused, "fused") if fused is not None else None
+    check_compatible(real, synthetic, test, fused)
+
+    out: dict[str, Any] = {
+        "real": real.name,
+        "synthetic": synthetic.name,
+        "test": test.name,
+        "test_source": test_source,
+        "num_real": len(real),
+        "num_synthetic": len(synthetic),
+        "num_test": len(test),
+        "image_shape": list(real.shape),
+        "num_classes": real.num_classes,
+        "synthetic_classes_present": int(np.count_nonzero(synthetic.class_counts())),
+        "seed": seed,
+    }
+
+    # -- distribution -------------------------------------------------------
+    t = time.perf_counter()
+    ext = build_extractor(
+        extractor,
+        train=real,
+        test=test,
+        epochs=extractor_epochs,
+        seed=seed,
+        min_steps=min_steps,
+        cache_dir=cache_dir,
+    )
+    timings["extractor"] = time.perf_counter() - t
+    out.update(ext.info())
+    t = time.perf_counter()
+    ref = _cap(test if reference == "test" else real, max_samples, seed)
+    syn = _cap(synthetic, max_samples, seed + 1)
+    ref_f, syn_f = ext(ref.images), ext(syn.images)
+    out.update(
+        reference=reference,
+        num_reference_features=len(ref_f),
+        num_synthetic_features=len(syn_f),
+    )
+    out.update(
+        distribution_metrics(
+            ref_f,
+            syn_f,
+            real_labels=ref.labels,
+            fake_labels=syn.labels,
+            class_names=real.class_names,
+            kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size,
+            seed=seed,
+            block_size=block_size,
+        )
+    )
+    timings["distribution"] = time.perf_counter() - t
+
+    # -- utility --------------------------------------------------------------
+    if utility:
+        t = time.perf_counter()
+        out.update(
+            utility_metrics(
+                real,
+                synthetic,
+                test,
+                fused=fused,
+                seeds=seeds,
+                epochs=classifier_epochs,
+                min_steps=min_steps,
+                low_data_sizes=low_data_sizes,
+            )
+        )
+        timings["utility"] = time.perf_counter() - t
+
+    # -- privacy --------------------------------------------------------------
+    nn = None
+    if privacy:
+        t = time.perf_counter()
+        holdout = _cap(test, max_samples, seed + 2)
+        metrics, syn_d, syn_i = privacy_metrics(
+            pixel_vectors(syn.images),
+            pixel_vectors(real.images),
+            pixel_vectors(holdout.images),
+            block_size=block_size,
+        )
+        out.update(metrics, privacy_space="pixel ([0, 1])", num_privacy_holdout=len(holdout))
+        nn = (syn_d, syn_i)
+        timings["privacy"] = time.perf_counter() - t
+
+    if out_dir is not None:
+        t = time.perf_counter()
+        out.update(_figures(Path(out_dir), real, synthetic, syn, nn, out, seed))
+        timings["figures"] = time.perf_counter() - t
+    out.update({f"seconds.{k}": v for k, v in timings.items()})
+    out["seconds.total"] = time.perf_counter() - t_start
+    return out
+
+
+def _figures(out_dir, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, str]:
+    """Draws the report figures into out_dir/figures; returns figures.<name> paths."""
+    from tfsynth.plotting import class_grid, image_grid, save_figure
+    from tfsynth.report import low_data_figure
+
+    figs: dict[str, Any] = {}
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(synthetic), min(50, len(synthetic)), replace=False))
+    images, labels = synthetic.images, synthetic.labels
+    figs["samples"] = image_grid(
+        images[pick], labels[pick], synthetic.class_names, ncols=10, title="synthetic samples"
+    )
+    figs["classes"] = class_grid(
+        images, labels, synthetic.class_names, title="synthetic, per class"
+    )
+    figs["real_classes"] = class_grid(
+        real.images, real.labels, real.class_names, title="real (train), per class"
+    )
+    if nn is not None:
+        figs["nearest_neighbors"] = nearest_neighbor_grid(
+            syn_capped.images, real.images, nn[0], nn[1], n=10
+        )
+    curve = low_data_curve(summary)
+    if curve:
+        figs["low_data_curve"] = low_data_figure(curve)
+    paths = {}
+    for name, fig in figs.items():
+        rel = f"figures/{name}.png"
+        save_figure(fig, out_dir / rel)
+        paths[f"figures.{name}"] = rel
+    return paths
+
+
+def evaluate_to_dir(
+    real: str | ImageDataset,
+    synthetic: str | ImageDataset,
+    test: str | ImageDataset | None = None,
+    *,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """`evaluate` plus `write_report` into a new directory `out`, atomically.
+
+    The datasets and options are checked before anything is created; the
+    report is built in a temporary sibling directory that becomes `out`
+    only when everything succeeded. This is what `tfsynth evaluate` calls.
+
+    Returns:
+        The summary, plus ``out`` (the directory).
+    """
+    from tfsynth.io import atomic_directory
+    from tfsynth.report import write_report
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        from tfsynth.errors import DataError
+
+        raise DataError(f"{out}: already exists; choose another --out or pass --overwrite")
+    # The same checks evaluate() runs first, with evaluate()'s own defaults.
+    defaults = inspect.signature(evaluate).parameters
+    check_options(
+        **{
+            name: kwargs.get(name, defaults[name].default)
+            for name in inspect.signature(check_options).parameters
+        }
+    )
+    # Load (and so validate) every input before creating the output directory.
+    real = _load(real, "real")
+    synthetic = _load(synthetic, "synthetic")
+    test = _load(test, "test") if test is not None else None
+    if kwargs.get("fused") is not None:
+        kwargs["fused"] = _load(kwargs["fused"], "fused")
+    check_compatible(real, synthetic, test, kwargs.get("fused"))
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        summary = evaluate(real, synthetic, test, out_dir=tmp, **kwargs)
+        write_report(tmp, summary, command="evaluate")
+    return {**summary, "out": str(out)}
