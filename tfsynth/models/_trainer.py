@@ -71,7 +71,15 @@ def ema_update(ema_vars, vars_, decay: float) -> None:
     )
 
 
-def apply_gradients(optimizer, tape, loss, variables) -> None:
-    """Gradients of `loss` (loss-scaled when needed) applied by `optimizer`."""
-    grads = tape.gradient(optimizer.scale_loss(replica_scale(loss)), variables)
+def scaled(optimizer, loss: tf.Tensor) -> tf.Tensor:
+    """The loss to differentiate: divided across replicas, loss-scaled for float16.
+
+    Call it inside the GradientTape, so the scaling is recorded.
+    """
+    return optimizer.scale_loss(replica_scale(loss))
+
+
+def apply_gradients(optimizer, tape, scaled_loss, variables) -> None:
+    """Applies the gradients of a `scaled(...)` loss (the optimizer unscales them)."""
+    grads = tape.gradient(scaled_loss, variables)
     optimizer.apply_gradients(zip(grads, variables))

@@ -229,11 +229,13 @@ class GAN(keras.Model):
                 fake_logits = self._critic(fake, labels, seed)
                 d_loss = self._d_loss_fn(real_logits, fake_logits)
                 g_loss = self._g_loss_fn(fake_logits)
+                d_scaled = _trainer.scaled(self.d_optimizer, d_loss)
+                g_scaled = _trainer.scaled(self.g_optimizer, g_loss)
             _trainer.apply_gradients(
-                self.d_optimizer, d_tape, d_loss, self.discriminator.trainable_variables
+                self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables
             )
             _trainer.apply_gradients(
-                self.g_optimizer, g_tape, g_loss, self.generator.trainable_variables
+                self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables
             )
         else:
             for _ in range(self.n_critic):
@@ -245,17 +247,18 @@ class GAN(keras.Model):
                     fake_logits = self._critic(fake, labels, seed)
                     d_loss = self._d_loss_fn(real_logits, fake_logits)
                     penalty = self._penalty(real, fake, labels, seed)
-                    total = d_loss + penalty
+                    d_scaled = _trainer.scaled(self.d_optimizer, d_loss + penalty)
                 _trainer.apply_gradients(
-                    self.d_optimizer, d_tape, total, self.discriminator.trainable_variables
+                    self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables
                 )
             seed = _trainer.replica_seed(self.seed_generator.next())
             noise = tf.random.stateless_normal([batch, self.latent_dim], seed=seed)
             with tf.GradientTape() as g_tape:
                 fake = self.generator(self._g_inputs(noise, labels), training=True)
                 g_loss = self._g_loss_fn(self._critic(fake, labels, seed))
+                g_scaled = _trainer.scaled(self.g_optimizer, g_loss)
             _trainer.apply_gradients(
-                self.g_optimizer, g_tape, g_loss, self.generator.trainable_variables
+                self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables
             )
             self.penalty_tracker.update_state(penalty)
         if self.ema_generator is not None:

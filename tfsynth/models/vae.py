@@ -142,7 +142,8 @@ class VAE(keras.Model):
             rec = losses.bernoulli_reconstruction(images, recon)
             kl = losses.kl_divergence(z_mean, z_log_var)
             total = rec + self.beta * kl
-        _trainer.apply_gradients(self.optimizer, tape, total, self.trainable_variables)
+            scaled = _trainer.scaled(self.optimizer, total)
+        _trainer.apply_gradients(self.optimizer, tape, scaled, self.trainable_variables)
         self.loss_tracker.update_state(total)
         self.rec_tracker.update_state(rec)
         self.kl_tracker.update_state(kl)

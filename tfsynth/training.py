@@ -1,0 +1,696 @@
+"""Training wiring: fit(), callbacks, checkpoints and resume, strategies, precision.
+
+`train` turns an `ImageDataset` into a trained generator in a run directory:
+
+```
+OUT/model.keras       the trainer (GAN or VAE), written when training ends
+OUT/tensorboard/      scalars (train/) and fixed-noise sample grids (samples/)
+OUT/samples/          a PNG grid per epoch (one row per class when conditional)
+OUT/checkpoint/       model.keras + state.json while training runs (for resume)
+OUT/summary.json      images_per_second, losses, steps, config, versions
+```
+
+A run that is killed (even with SIGKILL) resumes from OUT/checkpoint when
+`train` is called again with the same OUT: a checkpoint taken mid-epoch
+resumes mid-epoch, so the resumed run ends at the same step count as an
+uninterrupted one. A NaN/inf loss stops training and keeps the last good
+checkpoint as model.keras.
+
+`generate` samples a trained model into a tfsynth dataset directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfsynth.errors import ConfigError, DataError, TfsynthError
+from tfsynth.io import atomic_write_json
+from tfsynth.models import MODEL_FILE, build_model, load_generator, model_id
+from tfsynth.models.sampling import generate_batches, noise_for
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
+# Default epochs per model for small datasets such as mnist-10k[:8000].
+DEFAULT_EPOCHS = {"dcgan": 15, "hinge": 15, "cgan": 15, "wgan-gp": 15, "vae": 20, "cvae": 20}
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "state.json"
+
+
+class TrainingDiverged(TfsynthError):
+    """Losses became NaN/inf before any checkpoint was written."""
+
+
+# -- small helpers -------------------------------------------------------------
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Saves a `.keras` file atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Sets the global Keras dtype policy for the block, then restores it."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {name!r}")
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def make_strategy(strategy) -> tf.distribute.Strategy | None:
+    """None/'none', 'mirrored', 'multiworker' (TF_CONFIG), 'tpu', or a Strategy."""
+    if strategy is None or strategy == "none":
+        return None
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if strategy == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def is_multiworker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker run."""
+    if not is_multiworker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type in (None, "worker") and task_id == 0 and not has_chief
+
+
+def _finite(logs) -> bool:
+    return all(math.isfinite(float(v)) for v in (logs or {}).values() if np.ndim(v) == 0)
+
+
+def _sample_inputs(model, seed: int, per_class: int = 8, max_classes: int = 10):
+    """Fixed noise (and one row of labels per class) for the sample grids."""
+    k = min(model.num_classes, max_classes)
+    if k:
+        labels = np.repeat(np.arange(k), per_class).astype(np.int64)
+    else:
+        labels = np.zeros(64, np.int64)
+    # A seed far from the ones used for generation, so grids do not repeat datasets.
+    noise = noise_for(seed + 104_729, np.arange(len(labels)), model.latent_dim)
+    return noise, labels
+
+
+def sample_grid_figure(model, noise, labels, title: str | None = None):
+    """A matplotlib figure of generated samples: one row per class when conditional."""
+    from tfsynth.data.pipeline import to_uint8
+    from tfsynth.plotting import class_grid, image_grid
+
+    images = to_uint8(model.generate(noise, labels if model.num_classes else None)).numpy()
+    if model.num_classes:
+        k = int(labels.max()) + 1
+        names = (model.class_names or [str(i) for i in range(model.num_classes)])[:k]
+        return images, class_grid(images, labels, names, per_class=len(labels) // k, title=title)
+    return images, image_grid(images, ncols=8, title=title)
+
+
+# -- callbacks -------------------------------------------------------------------
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite logged value (any metric, not only `loss`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bad_step is None and not _finite(logs):
+            self.bad_step = int(self.model.train_steps.numpy())
+            self.model.stop_training = True
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves OUT/checkpoint/{model.keras, state.json} every N steps and each epoch.
+
+    Nothing is saved once `guard` has seen a NaN, so the checkpoint on disk is
+    always the last good one. Both files are replaced atomically, the model
+    first, so state.json never points past the model on disk.
+    """
+
+    def __init__(self, directory, steps_per_epoch, every=None, guard=None, meta=None, enabled=True):
+        super().__init__()
+        self.directory = Path(directory)
+        self.steps_per_epoch = steps_per_epoch
+        self.every = every
+        self.guard = guard
+        self.meta = dict(meta or {})
+        self.enabled = enabled
+        self.last_saved = None
+
+    def _save(self):
+        if self.guard is not None and self.guard.bad_step is not None:
+            return
+        step = int(self.model.train_steps.numpy())
+        if step == self.last_saved:
+            return
+        if self.enabled:
+            save_model(self.model, self.directory / MODEL_FILE)
+        else:  # a non-chief worker still takes part in any collective read
+            save_model(self.model, Path(tempfile.mkdtemp()) / MODEL_FILE)
+        if self.enabled:
+            atomic_write_json(
+                self.directory / STATE_FILE,
+                {"step": step, "steps_per_epoch": self.steps_per_epoch, **self.meta},
+            )
+        self.last_saved = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and int(self.model.train_steps.numpy()) % self.every == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Fixed-noise samples each epoch: a PNG in OUT/samples and a TensorBoard image."""
+
+    def __init__(self, out_dir, log_dir, seed=0, enabled=True):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.log_dir = str(log_dir)
+        self.seed = seed
+        self.enabled = enabled
+        self._writer = None
+        self._inputs = None
+
+    def on_train_begin(self, logs=None):
+        if self.enabled and self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        if self._inputs is None:
+            self._inputs = _sample_inputs(self.model, self.seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.enabled:
+            return
+        from tfsynth.plotting import save_figure, tile_images
+
+        noise, labels = self._inputs
+        images, fig = sample_grid_figure(self.model, noise, labels, title=f"epoch {epoch + 1}")
+        save_figure(fig, self.out_dir / f"epoch_{epoch + 1:03d}.png")
+        ncols = 8 if not self.model.num_classes else len(labels) // (int(labels.max()) + 1)
+        mosaic = tile_images(images, ncols=ncols)
+        with self._writer.as_default():
+            tf.summary.image("fixed_noise_samples", mosaic[None], step=epoch + 1)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+
+# -- the custom multi-worker loop ---------------------------------------------
+
+
+def _distributed_fit(
+    model, dataset, strategy, *, epochs, initial_epoch, steps_per_epoch, skip, callbacks, verbose
+):
+    """fit() for MultiWorkerMirroredStrategy, where Keras' own fit fails on this stack.
+
+    Runs `strategy.run(model.train_step)` in a tf.function over the
+    distributed dataset and drives the same Keras callbacks.
+    """
+    dist = iter(strategy.experimental_distribute_dataset(dataset.repeat()))
+
+    @tf.function
+    def step(batch):
+        out = strategy.run(model.train_step, args=(batch,))
+        return {
+            k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()
+        }
+
+    cbs = keras.callbacks.CallbackList(
+        callbacks, model=model, epochs=epochs, steps=steps_per_epoch, verbose=verbose
+    )
+    model.stop_training = False
+    cbs.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        cbs.on_epoch_begin(epoch)
+        first = skip if epoch == initial_epoch else 0
+        for b in range(first, steps_per_epoch):
+            cbs.on_train_batch_begin(b)
+            logs = {k: float(v) for k, v in step(next(dist)).items()}
+            cbs.on_train_batch_end(b, logs)
+            if model.stop_training:
+                break
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end(logs)
+    return logs
+
+
+# -- train -------------------------------------------------------------------------
+
+
+def _read_state(ckpt: Path) -> dict | None:
+    state_file = ckpt / STATE_FILE
+    if not (state_file.is_file() and (ckpt / MODEL_FILE).is_file()):
+        return None
+    try:
+        return json.loads(state_file.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{state_file}: not valid JSON ({e}); remove {ckpt} to start over"
+        ) from None
+
+
+def train(
+    data,
+    model: str = "dcgan",
+    *,
+    epochs: int | None = None,
+    out_dir: str | os.PathLike,
+    batch_size: int = 64,
+    seed: int = 0,
+    width: int | None = None,
+    latent_dim: int | None = None,
+    learning_rate: float | None = None,
+    loss: str | None = None,
+    n_critic: int | None = None,
+    ema_decay: float = 0.999,
+    diffaugment: str | None = None,
+    beta: float = 1.0,
+    strategy=None,
+    precision: str = "float32",
+    jit_compile: bool | str = True,
+    checkpoint_every: int | None = None,
+    steps_per_epoch: int | None = None,
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, Any]:
+    """Trains a generative model on `data` and writes a run directory.
+
+    Args:
+        data: the real `ImageDataset`.
+        model: one of tfsynth.models.MODEL_NAMES ("dcgan", "wgan-gp",
+            "hinge", "cgan", "vae", "cvae").
+        epochs: passes over the data (default: DEFAULT_EPOCHS[model]).
+        out_dir: the run directory (see the module docstring).
+        batch_size: global batch size; the last partial batch is dropped so
+            shapes stay static for XLA.
+        seed: seeds weights, noise, shuffling and the sample grids.
+        width, latent_dim: network size (small values give tiny smoke models).
+        learning_rate: Adam learning rate of both optimizers (default per model).
+        loss: for "cgan": "dcgan" (default), "hinge" or "wgan-gp".
+        n_critic, ema_decay, diffaugment: GAN options (see `GAN`).
+        beta: KL weight of the VAE models.
+        strategy: None, "mirrored", "multiworker" (reads TF_CONFIG), "tpu",
+            or a `tf.distribute.Strategy`.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16" (with
+            loss scaling on every optimizer).
+        jit_compile: compile train_step with XLA (ignored under a strategy).
+        checkpoint_every: also checkpoint every N steps (default: each epoch).
+        steps_per_epoch: cap on steps per epoch (default: len(data) // batch_size).
+        overwrite: replace a finished run in `out_dir`.
+        verbose: Keras progress-bar verbosity.
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        The summary dict that is also written to OUT/summary.json.
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> from tfsynth.data import ImageDataset
+    >>> ds = ImageDataset(np.zeros((8, 16, 16, 1), np.uint8), np.arange(8) % 2)
+    >>> out = os.path.join(tempfile.mkdtemp(), "run")
+    >>> s = train(ds, "cgan", epochs=1, out_dir=out, batch_size=4, width=4,
+    ...           latent_dim=8, verbose=0, jit_compile=False)
+    >>> s["steps"], os.path.isfile(os.path.join(out, "model.keras"))
+    (2, True)
+    """
+    from tfsynth.models import MODEL_NAMES
+    from tfsynth.summary import write_summary
+
+    if isinstance(model, str) and model not in MODEL_NAMES:
+        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    epochs = DEFAULT_EPOCHS[model] if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ConfigError(f"epochs: must be >= 1, got {epochs}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
+    if len(data) < batch_size:
+        raise DataError(
+            f"{data.name}: {len(data)} images is fewer than one batch of {batch_size}; lower --batch-size"
+        )
+    out_dir = Path(out_dir)
+    final = out_dir / MODEL_FILE
+    ckpt = out_dir / CHECKPOINT_DIR
+    if final.exists():
+        if not overwrite:
+            raise DataError(f"{final}: already exists; choose another --out or pass --overwrite")
+        shutil.rmtree(ckpt, ignore_errors=True)
+
+    spe = len(data) // batch_size
+    if steps_per_epoch is not None:
+        if steps_per_epoch < 1:
+            raise ConfigError(f"steps_per_epoch: must be >= 1, got {steps_per_epoch}")
+        spe = min(spe, int(steps_per_epoch))
+    run_config = {
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "width": width,
+        "latent_dim": latent_dim,
+        "learning_rate": learning_rate,
+        "loss": loss,
+        "n_critic": n_critic,
+        "ema_decay": ema_decay,
+        "diffaugment": diffaugment,
+        "beta": beta,
+        "precision": precision,
+        "steps_per_epoch": spe,
+    }
+
+    with precision_policy(precision):
+        strat = make_strategy(strategy)
+        chief = is_chief(strat)
+        scope = strat.scope() if strat is not None else contextlib.nullcontext()
+        # Non-chief workers of a multi-worker run write to a scratch directory.
+        write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="tfsynth-worker-"))
+        state = _read_state(ckpt)
+        if state is not None and (state.get("batch_size"), state.get("steps_per_epoch")) != (
+            batch_size,
+            spe,
+        ):
+            raise ConfigError(
+                f"{ckpt / STATE_FILE}: checkpoint was written with batch_size={state.get('batch_size')}, "
+                f"steps_per_epoch={state.get('steps_per_epoch')}; rerun with those or remove {ckpt}"
+            )
+        keras.utils.set_random_seed(seed)
+        with scope:
+            if state is not None:
+                trainer = keras.saving.load_model(ckpt / MODEL_FILE)
+            else:
+                trainer = _build(
+                    model,
+                    data,
+                    seed,
+                    width,
+                    latent_dim,
+                    loss,
+                    n_critic,
+                    ema_decay,
+                    diffaugment,
+                    beta,
+                )
+                opts = _optimizers(trainer, learning_rate)
+                trainer.compile(**opts, jit_compile=bool(jit_compile) if strat is None else False)
+        start_step = int(trainer.train_steps.numpy())
+        initial_epoch, skip = divmod(start_step, spe)
+
+        dataset = data.to_tf_dataset(
+            batch_size, shuffle=True, seed=seed + initial_epoch, drop_remainder=True
+        )
+        dataset = dataset.map(lambda x, y: (x, y))  # (images, labels) batches
+        guard = NaNGuard()
+        meta = {"batch_size": batch_size, "epochs": epochs, "model": model}
+        cbs = [
+            guard,
+            Checkpoint(
+                write_dir / CHECKPOINT_DIR, spe, checkpoint_every, guard, meta, enabled=True
+            ),
+            SampleGrid(
+                write_dir / "samples", write_dir / "tensorboard" / "samples", seed, enabled=True
+            ),
+            keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
+            *callbacks,
+        ]
+        t0 = time.perf_counter()
+        history: dict[str, list] = {}
+        if initial_epoch < epochs:
+            if is_multiworker(strat):
+                _distributed_fit(
+                    trainer,
+                    dataset,
+                    strat,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    steps_per_epoch=spe,
+                    skip=skip,
+                    callbacks=cbs,
+                    verbose=verbose,
+                )
+            else:
+                if skip:
+                    # Finish the epoch that the checkpoint interrupted, then the rest.
+                    h = trainer.fit(
+                        dataset.repeat(),
+                        epochs=initial_epoch + 1,
+                        initial_epoch=initial_epoch,
+                        steps_per_epoch=spe - skip,
+                        callbacks=cbs,
+                        verbose=verbose,
+                    )
+                    _merge(history, h.history)
+                    initial_epoch += 1
+                if initial_epoch < epochs and not trainer.stop_training:
+                    h = trainer.fit(
+                        dataset.repeat(),
+                        epochs=epochs,
+                        initial_epoch=initial_epoch,
+                        steps_per_epoch=spe,
+                        callbacks=cbs,
+                        verbose=verbose,
+                    )
+                    _merge(history, h.history)
+        wall = time.perf_counter() - t0
+        end_step = int(trainer.train_steps.numpy())
+
+        diverged = guard.bad_step is not None
+        if diverged:
+            if not (write_dir / CHECKPOINT_DIR / MODEL_FILE).is_file():
+                raise TrainingDiverged(
+                    f"{out_dir}: losses became NaN/inf at step {guard.bad_step} before the first checkpoint; lower --lr"
+                )
+            trainer = keras.saving.load_model(write_dir / CHECKPOINT_DIR / MODEL_FILE)
+            end_step = int(trainer.train_steps.numpy())
+        if chief:
+            save_model(trainer, final)
+            noise, labels = _sample_inputs(trainer, seed)
+            from tfsynth.plotting import save_figure
+
+            _, fig = sample_grid_figure(trainer, noise, labels, title=f"{model}: {end_step} steps")
+            save_figure(fig, out_dir / "samples" / "final.png")
+            shutil.rmtree(ckpt, ignore_errors=True)
+        else:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+    trained = end_step - start_step
+    summary = {
+        "model": model,
+        "data": data.name,
+        "num_examples": len(data),
+        "image_shape": list(trainer.image_shape),
+        "num_classes": trainer.num_classes,
+        "latent_dim": trainer.latent_dim,
+        "model_id": model_id(trainer),
+        "steps": end_step,
+        "epochs_completed": end_step // spe,
+        "resumed_from_step": start_step,
+        "terminated_on_nan": diverged,
+        "train_seconds": round(wall, 3),
+        "images_per_second": round(trained * batch_size / wall, 2)
+        if wall > 0 and trained > 0
+        else 0.0,
+        "strategy": _strategy_name(strat),
+        "num_replicas": strat.num_replicas_in_sync if strat is not None else 1,
+        "final": {k: float(v[-1]) for k, v in history.items() if v},
+        "config": run_config,
+        "model_path": str(final),
+    }
+    if chief:
+        write_summary(out_dir, "train", summary)
+    return summary
+
+
+def _strategy_name(strat) -> str:
+    if strat is None:
+        return "none"
+    # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy underneath.
+    return "MultiWorkerMirroredStrategy" if is_multiworker(strat) else type(strat).__name__
+
+
+def _merge(history, new):
+    for k, v in new.items():
+        history.setdefault(k, []).extend(v)
+
+
+def _build(name, data, seed, width, latent_dim, loss, n_critic, ema_decay, diffaugment, beta):
+    kwargs: dict[str, Any] = {
+        "class_names": data.class_names,
+        "class_counts": data.class_counts().tolist(),
+        "seed": seed,
+    }
+    if name in ("vae", "cvae"):
+        kwargs["beta"] = beta
+    else:
+        kwargs.update(ema_decay=ema_decay, diffaugment=diffaugment, n_critic=n_critic)
+        if loss is not None:
+            kwargs["loss"] = loss
+    return build_model(
+        name, data.shape, data.num_classes, latent_dim=latent_dim, width=width, **kwargs
+    )
+
+
+def _optimizers(trainer, lr):
+    from tfsynth.models import VAE
+
+    if isinstance(trainer, VAE):
+        return {"optimizer": keras.optimizers.Adam(lr or 1e-3)}
+    if trainer.loss_name == "wgan-gp":
+        make = lambda: keras.optimizers.Adam(lr or 1e-4, beta_1=0.0, beta_2=0.9)  # noqa: E731
+    else:
+        make = lambda: keras.optimizers.Adam(lr or 2e-4, beta_1=0.5)  # noqa: E731
+    return {"d_optimizer": make(), "g_optimizer": make()}
+
+
+# -- generate ------------------------------------------------------------------------
+
+
+def generate(
+    model_path: str | os.PathLike,
+    n: int,
+    *,
+    labels="uniform",
+    seed: int = 0,
+    out: str | os.PathLike,
+    batch_size: int = 256,
+    examples_per_shard: int = 10_000,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Samples `n` images from a trained model into a tfsynth dataset directory.
+
+    Each example carries `gen_seed` and `gen_index` columns; the same seed
+    gives byte-identical images. Unconditional models label every image 0
+    (class_names are kept from training; the manifest metadata says so).
+
+    Args:
+        model_path: DIR (holding model.keras) or a .keras file.
+        n: number of images.
+        labels: "uniform" (cycle over classes), "match" (training class
+            proportions), "0,3,..." (repeated), or an int array of length n.
+        seed: base seed.
+        out: the new dataset directory (written atomically).
+
+    Returns:
+        The manifest; OUT/summary.json is written as well.
+    """
+    from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shard
+    from tfsynth.io import atomic_directory
+    from tfsynth.summary import write_summary
+
+    if n < 1:
+        raise ConfigError(f"n: must be >= 1, got {n}")
+    trainer = load_generator(model_path)
+    mid = model_id(trainer)
+    names = trainer.class_names or [str(i) for i in range(max(trainer.num_classes, 1))]
+    features = {
+        "gen_seed": {"dtype": "int64", "shape": []},
+        "gen_index": {"dtype": "int64", "shape": []},
+    }
+    from tfsynth.models.sampling import resolve_labels
+
+    explicit = resolve_labels(trainer, n, labels, seed)  # validates before anything is written
+    num_shards = max(1, -(-n // examples_per_shard))
+    t0 = time.perf_counter()
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        shards = []
+        for i in range(num_shards):
+            a, b = i * examples_per_shard, min(n, (i + 1) * examples_per_shard)
+            batches = generate_batches(
+                trainer,
+                b - a,
+                labels=None if explicit is None else explicit[a:b],
+                seed=seed,
+                start=a,
+                batch_size=batch_size,
+            )
+            shards.append(
+                write_shard(tmp / shard_name(i, num_shards), batches, features, len(names))
+            )
+        meta = {
+            "generator": {
+                "model_path": str(model_path),
+                "model_id": mid,
+                "seed": seed,
+                "labels": labels if isinstance(labels, str) else "explicit",
+                "conditional": bool(trainer.num_classes),
+            }
+        }
+        if not trainer.num_classes:
+            meta["generator"]["note"] = "unconditional model: every label is 0"
+        manifest = make_manifest(
+            name=Path(out).name,
+            shape=trainer.image_shape,
+            class_names=names,
+            shards=shards,
+            features=features,
+            metadata=meta,
+        )
+        atomic_write_json(tmp / MANIFEST, manifest)
+        wall = time.perf_counter() - t0
+        write_summary(
+            tmp,
+            "generate",
+            {
+                "num_examples": n,
+                "model_id": mid,
+                "seed": seed,
+                "labels": meta["generator"]["labels"],
+                "class_counts": manifest["class_counts"],
+                "seconds": round(wall, 3),
+                "images_per_second": round(n / wall, 1) if wall > 0 else 0.0,
+                "out": str(out),
+            },
+        )
+    return manifest
