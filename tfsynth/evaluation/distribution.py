@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfsynth.errors import DataError
-from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE, count_in_balls, knn_distances
+from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE, iter_squared_distances, knn_distances
 
 PR_K = 3  # Kynkäänniemi et al. 2019
 DC_K = 5  # Naeem et al. 2020
@@ -168,6 +168,48 @@ def manifold_radii(
     return {k: d[:, k - 1] for k in ks}
 
 
+def _cross_pass(
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    pr_real_radii: np.ndarray | None = None,
+    pr_fake_radii: np.ndarray | None = None,
+    dc_real_radii: np.ndarray | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> dict[str, np.ndarray]:
+    """One blocked pass over synthetic x real distances serving all four metrics.
+
+    Rows are synthetic samples, columns real ones. Per block: precision
+    (row in any real ball, ``d <= r``), density (row's count of real balls,
+    ``d < r``), recall (column in any synthetic ball, ``d <= r``) and
+    coverage (column's nearest synthetic distance). Radii left as None skip
+    their metric. Squared distances are compared with squared radii.
+    """
+    m, n = len(fake), len(real)
+    sq = lambda r: None if r is None else np.asarray(r, np.float64) ** 2  # noqa: E731
+    pr_real, pr_fake, dc_real = sq(pr_real_radii), sq(pr_fake_radii), sq(dc_real_radii)
+    out: dict[str, np.ndarray] = {}
+    if pr_real is not None:
+        out["precision"] = np.zeros(m, bool)
+    if pr_fake is not None:
+        out["recall"] = np.zeros(n, bool)
+    if dc_real is not None:
+        out["density"] = np.zeros(m, np.int64)
+        out["nearest"] = np.full(n, np.inf)
+    for q0, r0, d in iter_squared_distances(fake, real, block_size=block_size):
+        rows, cols = slice(q0, q0 + d.shape[0]), slice(r0, r0 + d.shape[1])
+        if pr_real is not None:
+            out["precision"][rows] |= (d <= pr_real[cols][None, :]).any(axis=1)
+        if pr_fake is not None:
+            out["recall"][cols] |= (d <= pr_fake[rows][:, None]).any(axis=0)
+        if dc_real is not None:
+            out["density"][rows] += (d < dc_real[cols][None, :]).sum(axis=1)
+            np.minimum(out["nearest"][cols], d.min(axis=0), out=out["nearest"][cols])
+    if dc_real is not None:
+        out["coverage"] = out.pop("nearest") < dc_real
+    return out
+
+
 def precision_recall(
     real,
     fake,
@@ -192,9 +234,10 @@ def precision_recall(
     if real_radii is None:
         real_radii = manifold_radii(real, [k], block_size=block_size)[k]
     fake_radii = manifold_radii(fake, [k], block_size=block_size)[k]
-    precision = count_in_balls(fake, real, real_radii, inclusive=True, block_size=block_size)
-    recall = count_in_balls(real, fake, fake_radii, inclusive=True, block_size=block_size)
-    return float(np.mean(precision > 0)), float(np.mean(recall > 0))
+    r = _cross_pass(
+        real, fake, pr_real_radii=real_radii, pr_fake_radii=fake_radii, block_size=block_size
+    )
+    return float(r["precision"].mean()), float(r["recall"].mean())
 
 
 def density_coverage(
@@ -222,12 +265,8 @@ def density_coverage(
     real, fake = _pair(real, fake)
     if real_radii is None:
         real_radii = manifold_radii(real, [k], block_size=block_size)[k]
-    counts = count_in_balls(fake, real, real_radii, inclusive=False, block_size=block_size)
-    density = float(counts.sum() / (k * len(fake)))
-    # Coverage: is any synthetic sample strictly inside real ball i?
-    nearest = knn_distances(real, fake, 1, block_size=block_size)[:, 0]
-    coverage = float(np.mean(nearest < real_radii))
-    return density, coverage
+    r = _cross_pass(real, fake, dc_real_radii=real_radii, block_size=block_size)
+    return float(r["density"].sum() / (k * len(fake))), float(r["coverage"].mean())
 
 
 def per_class_fid(
@@ -281,12 +320,24 @@ def distribution_metrics(
     labels are given ``fid_per_class.<name>`` and ``fid_per_class_mean``.
     """
     real, fake = _pair(real, fake)
+    # Three distance passes in all: real-real and synthetic-synthetic k-NN
+    # radii, then one synthetic x real pass for all four manifold metrics.
     radii = manifold_radii(real, [PR_K, DC_K], block_size=block_size)
+    fake_radii = manifold_radii(fake, [PR_K], block_size=block_size)[PR_K]
+    cross = _cross_pass(
+        real,
+        fake,
+        pr_real_radii=radii[PR_K],
+        pr_fake_radii=fake_radii,
+        dc_real_radii=radii[DC_K],
+        block_size=block_size,
+    )
     kid_mean, kid_std = kid(
         real, fake, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed
     )
-    precision, recall = precision_recall(real, fake, block_size=block_size, real_radii=radii[PR_K])
-    density, coverage = density_coverage(real, fake, block_size=block_size, real_radii=radii[DC_K])
+    precision, recall = float(cross["precision"].mean()), float(cross["recall"].mean())
+    density = float(cross["density"].sum() / (DC_K * len(fake)))
+    coverage = float(cross["coverage"].mean())
     out: dict[str, float | None] = {
         "fid": fid(real, fake),
         "kid": kid_mean,
