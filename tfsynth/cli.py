@@ -256,10 +256,109 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+# -- train / generate ------------------------------------------------------
+
+
+def _cmd_train(args) -> None:
+    from tfsynth.data import load_dataset
+    from tfsynth.training import train
+
+    s = train(
+        load_dataset(args.data),
+        args.model,
+        epochs=args.epochs,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        width=args.width,
+        latent_dim=args.latent_dim,
+        learning_rate=args.lr,
+        loss=args.loss,
+        n_critic=args.n_critic,
+        ema_decay=args.ema,
+        diffaugment=args.diffaugment,
+        beta=args.beta,
+        strategy=args.strategy,
+        precision=args.precision,
+        jit_compile=not args.no_xla,
+        checkpoint_every=args.checkpoint_every,
+        steps_per_epoch=args.steps_per_epoch,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else "auto",
+    )
+    print(
+        f"trained {s['model']} for {s['steps']} steps ({s['images_per_second']:.0f} images/s); "
+        f"wrote {s['model_path']}"
+    )
+
+
+def _add_train(sub) -> None:
+    from tfsynth.models import MODEL_NAMES
+    from tfsynth.training import PRECISIONS, STRATEGIES
+
+    p = sub.add_parser("train", help="train a GAN or VAE on a dataset (D_gen)")
+    p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
+    p.add_argument("--model", default="dcgan", choices=MODEL_NAMES)
+    p.add_argument("--epochs", type=int, default=None, help="default: per model (see docs)")
+    p.add_argument(
+        "--out", required=True, help="run directory (model.keras, tensorboard/, samples/)"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=None, help="network width (channels)")
+    p.add_argument("--latent-dim", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="learning rate of both optimizers")
+    p.add_argument("--loss", choices=["dcgan", "hinge", "wgan-gp"], default=None, help="cgan loss")
+    p.add_argument("--n-critic", type=int, default=None)
+    p.add_argument("--ema", type=float, default=0.999, help="generator EMA decay (0 disables)")
+    p.add_argument("--diffaugment", default=None, help="e.g. translation,cutout,color")
+    p.add_argument("--beta", type=float, default=1.0, help="VAE KL weight")
+    p.add_argument("--strategy", choices=STRATEGIES, default="none")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--no-xla", action="store_true", help="do not jit-compile train_step")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_generate(args) -> None:
+    from tfsynth.training import generate
+
+    m = generate(
+        args.model,
+        args.n,
+        labels=args.labels,
+        seed=args.seed,
+        out=args.out,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {m['num_examples']} images to {args.out}")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="sample a trained model into a dataset directory")
+    p.add_argument("--model", required=True, help="DIR/model.keras or the run DIR")
+    p.add_argument("-n", type=int, required=True, help="number of images")
+    p.add_argument(
+        "--labels", default="uniform", help="uniform | match | comma-separated class ids (repeated)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="new dataset directory")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_generate)
+
+
 # Each entry adds one subcommand; later stages append theirs here.
 COMMANDS: list[Callable] = [_add_data]
 COMMANDS += [_add_evaluate]
 COMMANDS += [_add_fuse, _add_export]
+COMMANDS += [_add_train, _add_generate]
 
 
 def build_parser() -> argparse.ArgumentParser:
