@@ -1,0 +1,143 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import make_arrays
+from tfsynth.augment import ops
+
+
+def _matrices(rows, b=4):
+    return tf.tile(tf.constant([rows], tf.float32), [b, 1, 1])
+
+
+@pytest.mark.parametrize("fill_mode", ops.FILL_MODES)
+def test_warp_with_identity_matrix_is_exact(fill_mode):
+    x = tf.constant(make_arrays(4, 16, 16, 3)[0], tf.float32)
+    out = ops.warp_xla(x, ops.identity_matrices(4), fill_mode=fill_mode)
+    np.testing.assert_array_equal(out.numpy(), x.numpy())
+
+
+def test_warp_integer_shift_matches_numpy():
+    x = make_arrays(4, 16, 16, 1)[0].astype(np.float32)
+    # Output (y, x) reads input (y, x + 2): the image moves 2 pixels left.
+    m = _matrices([[1, 0, 2], [0, 1, 0], [0, 0, 1]])
+    out = ops.warp_xla(tf.constant(x), m, fill_mode="constant", fill_value=7.0).numpy()
+    expected = np.full_like(x, 7.0)
+    expected[:, :, :-2] = x[:, :, 2:]
+    np.testing.assert_allclose(out, expected)
+    wrapped = ops.warp_xla(tf.constant(x), m, fill_mode="wrap").numpy()
+    np.testing.assert_allclose(wrapped, np.roll(x, -2, axis=2))
+
+
+def test_warp_half_pixel_is_bilinear_average():
+    x = make_arrays(2, 8, 8, 1)[0].astype(np.float32)
+    m = _matrices([[1, 0, 0.5], [0, 1, 0], [0, 0, 1]], b=2)
+    out = ops.warp_xla(tf.constant(x), m, fill_mode="nearest").numpy()
+    np.testing.assert_allclose(out[:, :, :-1], (x[:, :, :-1] + x[:, :, 1:]) / 2, rtol=1e-5)
+
+
+def test_warp_uint8_output_rounds_and_keeps_dtype():
+    x = tf.constant(make_arrays(2, 8, 8, 1)[0])
+    out = ops.warp_xla(x, ops.identity_matrices(2), output_dtype="uint8")
+    assert out.dtype == tf.uint8
+    np.testing.assert_array_equal(out.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        keras.layers.RandomRotation(0.0),
+        keras.layers.RandomTranslation(0.0, 0.0),
+        keras.layers.RandomZoom(0.0),
+    ],
+    ids=["rotation", "translation", "zoom"],
+)
+def test_keras_geometric_layers_at_factor_zero_give_identity_matrices(layer):
+    x = tf.zeros((3, 16, 16, 1))
+    t = layer.get_random_transformation(x, seed=ops.StatelessSeed([0, 1]))
+    m = ops.geometric_matrix(layer, t, 16, 16)
+    np.testing.assert_allclose(m.numpy(), np.tile(np.eye(3), (3, 1, 1)), atol=1e-6)
+
+
+def test_flip_matrix_matches_keras_flip():
+    layer = keras.layers.RandomFlip("horizontal_and_vertical")
+    x = tf.constant(make_arrays(8, 8, 8, 1)[0], tf.float32)
+    t = layer.get_random_transformation(x, seed=ops.StatelessSeed([3, 4]))
+    warped = ops.warp_xla(x, ops.geometric_matrix(layer, t, 8, 8), fill_mode="constant")
+    np.testing.assert_array_equal(warped.numpy(), layer.transform_images(x, t).numpy())
+
+
+def test_stateless_seed_reproduces_keras_draws():
+    layer = keras.layers.RandomRotation(0.2)
+    x = tf.zeros((8, 8, 8, 1))
+    a = layer.get_random_transformation(x, seed=ops.StatelessSeed([1, 2]))["angle"]
+    b = layer.get_random_transformation(x, seed=ops.StatelessSeed([1, 2]))["angle"]
+    c = layer.get_random_transformation(x, seed=ops.StatelessSeed([1, 3]))["angle"]
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ops.ElasticDistortion(alpha=0.05, seed=1),
+        lambda: ops.RandomErasing(probability=1.0, seed=1),
+    ],
+    ids=["elastic", "erasing"],
+)
+def test_custom_layers_contract(make):
+    layer = make()
+    x = make_arrays(4, 16, 16, 3)[0]
+    # identity at inference
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    out = layer(x, training=True).numpy()
+    assert out.dtype == np.uint8 and out.shape == x.shape
+    assert not np.array_equal(out, x)
+    # same seed -> same output; config round trip rebuilds the same layer
+    clone = type(layer).from_config(layer.get_config())
+    np.testing.assert_array_equal(make()(x).numpy(), clone(x).numpy())
+    # float input keeps its dtype and range
+    xf = x.astype(np.float32)
+    yf = layer(xf).numpy()
+    assert yf.dtype == np.float32 and yf.min() >= 0 and yf.max() <= 255
+
+
+def test_custom_layers_are_identity_at_strength_zero():
+    x = make_arrays(4, 16, 16, 1)[0]
+    for layer in (ops.ElasticDistortion(alpha=0.0), ops.RandomErasing(probability=0.0)):
+        np.testing.assert_array_equal(layer(x, training=True).numpy(), x)
+
+
+def test_elastic_field_is_smooth_with_unit_rms():
+    noise = tf.random.stateless_uniform((2, 9, 9, 2), seed=[0, 1], minval=-1, maxval=1)
+    field = ops.elastic_field(noise, 28, 28, sigma=3.4).numpy()
+    assert field.shape == (2, 28, 28, 2)
+    np.testing.assert_allclose(np.sqrt((field**2).mean(axis=(1, 2, 3))), 1.0, rtol=1e-4)
+    # neighbouring pixels move together (smooth), unlike white noise
+    step = np.abs(np.diff(field, axis=1)).mean()
+    assert step < 0.3 * np.abs(field).mean()
+
+
+def test_erasing_erases_a_rectangle_only():
+    x = np.full((4, 16, 16, 1), 255, np.uint8)
+    out = ops.RandomErasing(probability=1.0, fill=0.0, seed=0)(x).numpy()[..., 0]
+    for img in out:
+        rows, cols = np.nonzero(img == 0)
+        assert rows.size > 0
+        box = img[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert (box == 0).all()
+
+
+def test_seeded_randaugment_honours_seed():
+    layer = ops.SeededRandAugment(value_range=(0, 255), factor=0.5, seed=0)
+    x = tf.constant(make_arrays(4, 16, 16, 3)[0], tf.float32)
+
+    def run(seed):
+        t = layer.get_random_transformation(x, seed=ops.StatelessSeed(seed))
+        return layer.transform_images(x, t).numpy(), t["layer_idxes"].numpy()
+
+    (a, ia), (b, ib) = run([5, 6]), run([5, 6])
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_array_equal(a, b)
+    assert ia.shape == (2, 4)  # num_ops x batch: ops are chosen per image
