@@ -280,7 +280,7 @@ def _cmd_train(args) -> None:
         beta=args.beta,
         strategy=args.strategy,
         precision=args.precision,
-        jit_compile=not args.no_xla,
+        jit_compile=False if args.no_xla else "auto",
         checkpoint_every=args.checkpoint_every,
         steps_per_epoch=args.steps_per_epoch,
         overwrite=args.overwrite,
@@ -315,7 +315,7 @@ def _add_train(sub) -> None:
     p.add_argument("--beta", type=float, default=1.0, help="VAE KL weight")
     p.add_argument("--strategy", choices=STRATEGIES, default="none")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
-    p.add_argument("--no-xla", action="store_true", help="do not jit-compile train_step")
+    p.add_argument("--no-xla", action="store_true", help="never jit-compile train_step (default: XLA on GPU/TPU only)")
     p.add_argument(
         "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
     )
@@ -354,11 +354,54 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=_cmd_generate)
 
 
+# -- augment ----------------------------------------------------------------
+
+
+def _cmd_augment(args) -> None:
+    from tfsynth.augment import augment_to_dir
+
+    m = augment_to_dir(
+        args.data,
+        args.policy,
+        args.n,
+        seed=args.seed,
+        out=args.out,
+        preview=args.preview,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {m['num_examples']} augmented images to {args.out}")
+
+
+def _add_augment(sub) -> None:
+    from tfsynth.augment.policy import PRESETS, describe_ops
+
+    p = sub.add_parser(
+        "augment",
+        help="write N augmented samples of a dataset (D_aug) with provenance",
+        description="Ops (op:value, comma-separated; 0 switches an op off): "
+        + "; ".join(describe_ops())
+        + f"; fill:constant|nearest|reflect|wrap. Presets: {', '.join(PRESETS)}.",
+    )
+    p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
+    p.add_argument(
+        "--policy", default="digits", help="preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1'"
+    )
+    p.add_argument("-n", type=int, required=True, help="number of augmented images")
+    p.add_argument("--out", required=True, help="new dataset directory")
+    p.add_argument("--preview", default=None, help="also save originals beside augmentations (.png)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=_cmd_augment)
+
+
 # Each entry adds one subcommand; later stages append theirs here.
 COMMANDS: list[Callable] = [_add_data]
 COMMANDS += [_add_evaluate]
 COMMANDS += [_add_fuse, _add_export]
 COMMANDS += [_add_train, _add_generate]
+COMMANDS += [_add_augment]
 
 
 def build_parser() -> argparse.ArgumentParser:

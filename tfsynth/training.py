@@ -44,7 +44,7 @@ from tfsynth.models.sampling import generate_batches, noise_for
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
 # Default epochs per model for small datasets such as mnist-10k[:8000].
-DEFAULT_EPOCHS = {"dcgan": 15, "hinge": 15, "cgan": 15, "wgan-gp": 15, "vae": 20, "cvae": 20}
+DEFAULT_EPOCHS = {"dcgan": 20, "hinge": 20, "cgan": 20, "wgan-gp": 20, "vae": 20, "cvae": 20}
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 
@@ -317,7 +317,7 @@ def train(
     beta: float = 1.0,
     strategy=None,
     precision: str = "float32",
-    jit_compile: bool | str = True,
+    jit_compile: bool | str = "auto",
     checkpoint_every: int | None = None,
     steps_per_epoch: int | None = None,
     overwrite: bool = False,
@@ -344,7 +344,10 @@ def train(
             or a `tf.distribute.Strategy`.
         precision: "float32", "mixed_bfloat16" or "mixed_float16" (with
             loss scaling on every optimizer).
-        jit_compile: compile train_step with XLA (ignored under a strategy).
+        jit_compile: compile train_step with XLA: True, False, or "auto"
+            (Keras: XLA on accelerators, off on CPU-only machines, where
+            oneDNN convolutions measured ~1.7x faster than XLA's). Off under
+            a strategy.
         checkpoint_every: also checkpoint every N steps (default: each epoch).
         steps_per_epoch: cap on steps per epoch (default: len(data) // batch_size).
         overwrite: replace a finished run in `out_dir`.
@@ -444,7 +447,7 @@ def train(
                     beta,
                 )
                 opts = _optimizers(trainer, learning_rate)
-                trainer.compile(**opts, jit_compile=bool(jit_compile) if strat is None else False)
+                trainer.compile(**opts, jit_compile=jit_compile if strat is None else False)
         start_step = int(trainer.train_steps.numpy())
         initial_epoch, skip = divmod(start_step, spe)
 
@@ -490,6 +493,7 @@ def train(
                         steps_per_epoch=spe - skip,
                         callbacks=cbs,
                         verbose=verbose,
+                        shuffle=False,  # the dataset is already shuffled
                     )
                     _merge(history, h.history)
                     initial_epoch += 1
@@ -501,6 +505,7 @@ def train(
                         steps_per_epoch=spe,
                         callbacks=cbs,
                         verbose=verbose,
+                        shuffle=False,  # the dataset is already shuffled
                     )
                     _merge(history, h.history)
         wall = time.perf_counter() - t0

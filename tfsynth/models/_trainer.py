@@ -61,7 +61,7 @@ def ema_update(ema_vars, vars_, decay: float) -> None:
 
     def update_all(strategy, ema_vars, vars_):
         for e, v in zip(ema_vars, vars_):
-            d = decay if v.trainable else 0.0
+            d = tf.cast(decay if v.trainable else 0.0, e.dtype)
             strategy.extended.update(
                 _raw(e), lambda a, b, d=d: a.assign(d * a + (1.0 - d) * b), args=(_raw(v),)
             )

@@ -40,7 +40,8 @@ class GAN(keras.Model):
         n_critic: discriminator steps per generator step.
         gp_weight: weight of the WGAN-GP gradient penalty (wgan-gp only).
         r1_gamma: weight of the R1 penalty on real data (0 disables).
-        ema_decay: generator EMA decay; 0 disables the EMA.
+        ema_decay: generator EMA decay, reached after a warm-up
+            (decay_t = min(ema_decay, (1 + t) / (10 + t))); 0 disables the EMA.
         diffaugment: e.g. "translation,cutout,color", or None.
         class_names: names of the classes (for generated datasets).
         class_counts: training examples per class (for `--labels match`).
@@ -262,7 +263,11 @@ class GAN(keras.Model):
             )
             self.penalty_tracker.update_state(penalty)
         if self.ema_generator is not None:
-            _trainer.ema_update(self.ema_generator.weights, self.generator.weights, self.ema_decay)
+            # Warm-up (as in TF's ExponentialMovingAverage with num_updates): early
+            # on the EMA must forget the random initial weights quickly.
+            step = tf.cast(self.g_optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+            _trainer.ema_update(self.ema_generator.weights, self.generator.weights, decay)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
