@@ -355,9 +355,9 @@ class AugmentationPolicy(keras.layers.Layer):
             x = tf.cast(layer.transform_images(x, t, training=True), tf.float32)
             if kind == "mixing":
                 labels = tf.cast(layer.transform_labels(labels, t, training=True), tf.float32)
-        if x.dtype == in_dtype:
-            return x, labels
         if in_dtype == tf.uint8:
+            if x.dtype == tf.uint8:  # the last stage was a warp
+                return x, labels
             return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8), labels
         if not unit:
             x = x / 127.5 - 1.0
