@@ -63,12 +63,12 @@ def per_image_pipeline(images: np.ndarray, labels: np.ndarray, seed: int):
                 resample=Image.BILINEAR,
                 fillcolor=0,
             )
-            # elastic:0.03 (Simard et al.: smoothed noise, RMS displacement 0.03 * side)
+            # elastic:0.02 (Simard et al.: smoothed noise, RMS displacement 0.02 * side)
             arr = np.asarray(pil, np.float32)
             field = gaussian_filter(
                 rng.uniform(-1, 1, (2, h, w)), sigma=(0, 0.12 * side, 0.12 * side)
             )
-            field *= 0.03 * side / np.sqrt(np.mean(field**2) + 1e-12)
+            field *= 0.02 * side / np.sqrt(np.mean(field**2) + 1e-12)
             arr = map_coordinates(arr, [yy + field[0], xx + field[1]], order=1, mode="constant")
             out[j, ..., 0] = arr / 127.5 - 1.0
         yield out, labels[start : start + BATCH]

@@ -38,7 +38,7 @@ def test_augment_batches_columns_counts_and_provenance(data):
     assert cols["label"].dtype == np.int64 and cols["source_index"].dtype == np.int64
     # labels are preserved: each label is its source's label
     np.testing.assert_array_equal(cols["label"], data.labels[cols["source_index"]])
-    assert set(cols["policy"]) == {"fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.03"}
+    assert set(cols["policy"]) == {"fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.02"}
     # augmented, not copied
     assert not np.array_equal(cols["image"], data.images[cols["source_index"]])
 

@@ -130,7 +130,7 @@ PRESETS: dict[str, str] = {
     # Digits must keep their identity: no flips (a mirrored 2 is not a 2),
     # small rotations and shifts, the classic elastic distortion, and a
     # black ("constant") border as MNIST's background is black.
-    "digits": "fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.03",
+    "digits": "fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.02",
     # Natural images: left-right flips and colour changes are label-safe.
     "natural": "fill:reflect,flip:horizontal,rotate:10,translate:0.1,zoom:0.1,contrast:0.2,brightness:0.2",
 }
@@ -466,7 +466,7 @@ def build_policy(
         ConfigError: unknown op or preset, bad value (one line).
 
     >>> build_policy("digits").spec
-    'fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.03'
+    'fill:constant,rotate:10,translate:0.1,zoom:0.1,elastic:0.02'
     >>> build_policy({"rotate": 15, "erase": 0.25}).spec
     'rotate:15,erase:0.25'
     """
