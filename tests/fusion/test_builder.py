@@ -258,3 +258,12 @@ def test_memorization_filter_drops_copies_of_real_images(tmp_path, inputs):
     assert len(gen_rows) == 20 and gen_rows.min() >= 30  # no copy got through
     with pytest.raises(ConfigError, match="asks for 40 examples but the source has only 30"):
         build_fused({**cfg, "counts": "gen=40"}, out=tmp_path / "e")
+
+
+def test_overwrite_replaces_a_finished_build(tmp_path, inputs):
+    cfg = _config(inputs, aug=None, gen=None, ratios=None, counts="real=20", size=None)
+    build_fused(cfg, out=tmp_path / "d")
+    first = _shard_bytes(tmp_path / "d")
+    build_fused({**cfg, "seed": 9}, out=tmp_path / "d", overwrite=True)
+    assert _shard_bytes(tmp_path / "d") != first
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]

@@ -588,8 +588,14 @@ def _merge(out: Path, staging: Path, plan: dict, cfg: FusionConfig, overwrite: b
         atomic_write_json(staging / MANIFEST, manifest)
         write_summary(staging, "fuse", summary)
         if out.exists():  # overwrite=True was checked by the caller
-            shutil.rmtree(out)
-        os.replace(staging, out)
+            # Move the old result aside first: a crash between the renames
+            # still leaves one complete directory.
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
         return manifest
     from tfsynth.fusion.tfds_format import write_tfds
 
