@@ -193,8 +193,7 @@ def parse_policy(spec: str | Mapping[str, Any]) -> tuple[list[tuple[str, Any]], 
             raise ConfigError(
                 f"{where}: unknown op {name!r}; expected one of {', '.join(OPS)}, fill"
             )
-        items.pop(name, None)  # a later value replaces an earlier one, in the new position
-        items[name] = _parse_value(where, op, text)
+        items[name] = _parse_value(where, op, text)  # a later value wins, in place
     ops = list(items.items())
     canonical = ",".join(([f"fill:{fill}"] if fill else []) + [f"{k}:{_fmt(v)}" for k, v in ops])
     return ops, fill or "reflect", canonical
@@ -409,7 +408,9 @@ class AugmentationPolicy(keras.layers.Layer):
         reshuffled epoch gets new augmentations. Pass it to
         `ImageDataset.to_tf_dataset(..., map_batch=policy.map_batch)`.
         """
-        fingerprint = tf.bitcast(tf.fingerprint(tf.reshape(images, [1, -1])), tf.int64)
+        # A 1-in-9 pixel subsample identifies a batch well enough and is cheaper to hash.
+        sample = tf.reshape(images[:, ::3, ::3], [1, -1])
+        fingerprint = tf.bitcast(tf.fingerprint(sample), tf.int64)
         seed = tf.stack([tf.constant(self.seed, tf.int64), fingerprint[0]])
         return self.compiled()(images, labels, seed)
 
