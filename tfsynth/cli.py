@@ -315,7 +315,11 @@ def _add_train(sub) -> None:
     p.add_argument("--beta", type=float, default=1.0, help="VAE KL weight")
     p.add_argument("--strategy", choices=STRATEGIES, default="none")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
-    p.add_argument("--no-xla", action="store_true", help="never jit-compile train_step (default: XLA on GPU/TPU only)")
+    p.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="never jit-compile train_step (default: XLA on GPU/TPU only)",
+    )
     p.add_argument(
         "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
     )
@@ -389,19 +393,53 @@ def _add_augment(sub) -> None:
     )
     p.add_argument("-n", type=int, required=True, help="number of augmented images")
     p.add_argument("--out", required=True, help="new dataset directory")
-    p.add_argument("--preview", default=None, help="also save originals beside augmentations (.png)")
+    p.add_argument(
+        "--preview", default=None, help="also save originals beside augmentations (.png)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=_cmd_augment)
 
 
+def _cmd_run(args) -> None:
+    from tfsynth.config import preset
+    from tfsynth.runner import run
+
+    config = preset(args.preset, data=args.data, model=args.model, seed=args.seed)
+    out = args.out or f"runs/{args.preset}"
+    run(config, out=out, saved_models=args.saved_models)
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the whole pipeline: split, augment, train, generate, fuse, evaluate, export, report",
+    )
+    p.add_argument("--data", help="real data spec (default: the preset's, mnist-10k)")
+    p.add_argument("--model", help="dcgan, wgan-gp, hinge, cgan, vae or cvae (default: cgan)")
+    p.add_argument(
+        "--preset",
+        default="quick",
+        help="smoke (under a minute), quick (a few minutes on a CPU; default) or full",
+    )
+    p.add_argument("--seed", type=int, help="base seed of every stage (default 0)")
+    p.add_argument("--out", help="run directory (default runs/PRESET); rerun it to resume")
+    p.add_argument("--saved-models", default="saved_models", help="SavedModel export root")
+    p.set_defaults(func=_cmd_run)
+
+
 # Each entry adds one subcommand; later stages append theirs here.
-COMMANDS: list[Callable] = [_add_data]
-COMMANDS += [_add_evaluate]
-COMMANDS += [_add_fuse, _add_export]
-COMMANDS += [_add_train, _add_generate]
-COMMANDS += [_add_augment]
+COMMANDS: list[Callable] = [
+    _add_run,
+    _add_data,
+    _add_train,
+    _add_generate,
+    _add_augment,
+    _add_fuse,
+    _add_evaluate,
+    _add_export,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,7 @@ class EvaluateConfig:
     extractor_epochs: int = 3
     seeds: int = 3
     low_data_sizes: tuple[int, ...] = (100, 500, 1000)
+    min_steps: int = 200
 
 
 @dataclass
@@ -168,7 +169,12 @@ def _smoke() -> RunConfig:
         generate=GenerateConfig(num_examples=200),
         fuse=FuseConfig(num_shards=2),
         evaluate=EvaluateConfig(
-            max_samples=200, classifier_epochs=1, extractor_epochs=1, seeds=1, low_data_sizes=(50,)
+            max_samples=200,
+            classifier_epochs=1,
+            extractor_epochs=1,
+            seeds=1,
+            low_data_sizes=(50,),
+            min_steps=20,
         ),
     )
 
