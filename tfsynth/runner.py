@@ -34,7 +34,7 @@ from tfsynth.io import atomic_write_json, atomic_write_text
 STAGES = ("split", "augment", "train", "generate", "fuse", "evaluate", "export", "report")
 
 # summary.json keys copied from the evaluation summary into the run summary,
-# first the ones a reader looks for, then everything else under "evaluation.".
+# first the ones a reader looks for, then the rest of the evaluation record.
 HEADLINE = (
     "fid",
     "kid",
@@ -133,14 +133,17 @@ def run(
     config.validate()
     out = Path(out)
     t_start = time.perf_counter()
+    data_dir = out / "data"
+    splits = {k: data_dir / k for k in ("train", "val", "test")}
+    # Load the real data before creating anything, so that a bad spec leaves
+    # no run directory behind.
+    real = None if all(p.exists() for p in splits.values()) else load_dataset(config.data.spec)
     _check_config(out, config)
     stages = _Stages(out, log)
     seed = config.seed
-    data_dir = out / "data"
-    splits = {k: data_dir / k for k in ("train", "val", "test")}
 
     def split():
-        ds = load_dataset(config.data.spec)
+        ds = real
         d = config.data
         train_frac = 1.0 - d.val_fraction - d.test_fraction
         parts = ds.split([train_frac, d.val_fraction, d.test_fraction], seed=seed)
@@ -300,9 +303,11 @@ def _write_run_report(out: Path, config: RunConfig, stages: dict, wall: float) -
     for k, v in stages.items():
         if "seconds" in v:
             summary[f"stage_seconds.{k}"] = v["seconds"]
+    # The rest of the evaluation record (sample counts, extractor accuracy,
+    # per-class FID, low-data curve...) keeps its keys, so the report reads it.
     for k, v in ev.items():
         if k not in summary and not k.startswith(("figures.", "versions.", "command", "created")):
-            summary[f"evaluation.{k}"] = v
+            summary[k] = v
     summary["config"] = config.to_dict()
     figures = {
         k.removeprefix("figures."): f"evaluation/{v}"

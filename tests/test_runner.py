@@ -1,0 +1,94 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import listing
+from tfsynth.cli import main
+from tfsynth.config import preset
+from tfsynth.errors import ConfigError
+from tfsynth.runner import _check_config
+
+REQUIRED = [
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "tstr_accuracy",
+    "trtr_accuracy",
+    "fused_accuracy",
+    "real_only_accuracy",
+    "dcr_synthetic_median",
+    "dcr_holdout_median",
+    "memorization_rate",
+    "wall_seconds",
+]
+
+
+def test_config_mismatch_is_refused(tmp_path):
+    _check_config(tmp_path / "r", preset("smoke"))
+    _check_config(tmp_path / "r", preset("smoke"))  # same config: resume
+    with pytest.raises(ConfigError, match="different config"):
+        _check_config(tmp_path / "r", preset("smoke", model="vae"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--preset", "huge"], "--preset: 'huge'"),
+        (["--data", "bogus"], "unknown dataset spec 'bogus'"),
+        (["--model", "gpt"], "train.model: 'gpt'"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    rc = main(
+        ["run", *argv, "--out", str(tmp_path / "run"), "--saved-models", str(tmp_path / "sm")]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert listing(tmp_path) == []
+
+
+def _cli(*args):
+    exe = os.path.join(os.path.dirname(sys.executable), "tfsynth")
+    return [exe, "run", "--preset", "smoke", "--data", "mnist-10k[:400]", *args]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
+    out, sm = tmp_path / "run", tmp_path / "sm"
+    args = _cli("--out", str(out), "--saved-models", str(sm))
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stages_file = out / "stages.json"
+    deadline = time.time() + 600
+    # Kill as soon as the generator is trained: later stages are unfinished.
+    while time.time() < deadline and proc.poll() is None:
+        if stages_file.exists() and "train" in json.loads(stages_file.read_text() or "{}"):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    before = json.loads(stages_file.read_text())
+    assert not (out / "summary.json").exists()
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = json.loads(stages_file.read_text())
+    for stage in ("split", "augment", "train"):
+        assert f"[{stage}] already done, skipped" in done.stdout
+        assert after[stage]["finished"] == before[stage]["finished"]
+    for stage in ("generate", "fuse", "evaluate", "export", "report"):
+        assert stage in after and f"[{stage}] done" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    missing = [k for k in REQUIRED if k not in summary]
+    assert not missing
+    assert 0 <= summary["tstr_accuracy"] <= 1 and summary["wall_seconds"] > 0
+    assert (out / "report.html").is_file()
+    assert list(sm.glob("run/1/saved_model.pb"))
