@@ -72,6 +72,30 @@ def _norm(kind: str | None, name: str):
     raise ConfigError(f"norm: expected 'batch', 'layer' or 'none', got {kind!r}")
 
 
+@keras.saving.register_keras_serializable(package="tfsynth")
+class MinibatchStdDev(layers.Layer):
+    """Appends the batch's mean feature standard deviation as one extra channel.
+
+    From ProGAN (Karras et al., 2018): a discriminator that sees how varied a
+    batch is can penalize a generator that collapses to a few modes. Real and
+    generated batches go through the discriminator separately, so the
+    statistic is computed per kind.
+    """
+
+    def call(self, x):
+        x32 = keras.ops.cast(x, "float32")
+        std = keras.ops.sqrt(keras.ops.var(x32, axis=0) + 1e-8)
+        stat = keras.ops.mean(std)
+        shape = keras.ops.shape(x)
+        extra = keras.ops.broadcast_to(
+            keras.ops.cast(stat, x.dtype), (shape[0], shape[1], shape[2], 1)
+        )
+        return keras.ops.concatenate([x, extra], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+
 def build_generator(
     image_shape: Sequence[int],
     latent_dim: int = 64,
@@ -133,6 +157,7 @@ def build_discriminator(
     width: int = 32,
     norm: str | None = "none",
     dropout: float = 0.0,
+    minibatch_std: bool = True,
     name: str = "discriminator",
 ) -> keras.Model:
     """A strided-conv discriminator (critic), optionally with a projection head.
@@ -144,6 +169,8 @@ def build_discriminator(
         width: channels of the first block; later blocks double it.
         norm: "none" (default; required for WGAN-GP and R1), "layer" or "batch".
         dropout: dropout rate after each block (0 disables).
+        minibatch_std: append the batch standard deviation as a feature
+            (`MinibatchStdDev`), which counters mode collapse.
         name: model name.
 
     Returns:
@@ -163,6 +190,8 @@ def build_discriminator(
         if dropout:
             x = layers.Dropout(dropout, name=f"down{i}_dropout")(x)
         ch *= 2
+    if minibatch_std:
+        x = MinibatchStdDev(name="minibatch_std")(x)
     features = layers.Flatten(name="features")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(features)
     if not num_classes:
