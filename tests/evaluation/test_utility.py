@@ -28,13 +28,12 @@ def test_good_synthetic_data_scores_high_and_the_curve_is_complete():
 def test_wrong_synthetic_labels_are_caught_by_tstr_and_trts():
     real, test = separable(24, 0), separable(20, 2)
     flipped = separable(24, 1, flip=True, name="flipped")
-    out = utility_metrics(real, flipped, test, seeds=1, low_data_sizes=None, **FAST)
+    # An explicit D' (here the real set itself) is used as given.
+    out = utility_metrics(real, flipped, test, fused=real, seeds=1, low_data_sizes=None, **FAST)
     assert out["tstr_accuracy"] <= 0.1 and out["trts_accuracy"] <= 0.1
     assert out["trtr_accuracy"] >= 0.9
-    assert "low_data_sizes" not in out
-    # An explicit D' is used as given.
-    out = utility_metrics(real, flipped, test, fused=real, seeds=1, low_data_sizes=(), **FAST)
     assert out["fused_source"] == "explicit" and out["fused_accuracy"] >= 0.9
+    assert "low_data_sizes" not in out
 
 
 def test_subset_is_seeded_and_bad_inputs_fail():
