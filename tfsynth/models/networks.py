@@ -157,7 +157,7 @@ def build_discriminator(
     width: int = 32,
     norm: str | None = "none",
     dropout: float = 0.0,
-    minibatch_std: bool = True,
+    minibatch_std: bool = False,
     name: str = "discriminator",
 ) -> keras.Model:
     """A strided-conv discriminator (critic), optionally with a projection head.
@@ -170,7 +170,8 @@ def build_discriminator(
         norm: "none" (default; required for WGAN-GP and R1), "layer" or "batch".
         dropout: dropout rate after each block (0 disables).
         minibatch_std: append the batch standard deviation as a feature
-            (`MinibatchStdDev`), which counters mode collapse.
+            (`MinibatchStdDev`, off by default: on the default cgan run it
+            lowered label agreement from 0.909 to 0.814).
         name: model name.
 
     Returns:
