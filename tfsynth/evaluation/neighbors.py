@@ -153,7 +153,8 @@ def knn(
         keep = np.argpartition(all_d, k - 1, axis=1)[:, :k]
         best_d[q0 : q0 + nq] = np.take_along_axis(all_d, keep, axis=1)
         best_i[q0 : q0 + nq] = np.take_along_axis(all_i, keep, axis=1)
-    order = np.argsort(best_d, axis=1, kind="stable")
+    # Ascending distance; equal distances in index order, like a stable argsort.
+    order = np.lexsort((best_i, best_d), axis=-1)
     best_d = np.take_along_axis(best_d, order, axis=1)
     best_i = np.take_along_axis(best_i, order, axis=1)
     return np.sqrt(best_d), best_i
