@@ -28,7 +28,17 @@ def test_train_then_generate(npz, tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["images_per_second"] > 0 and summary["model"] == "cvae"
     for name in ("a", "b"):
-        gen = ["generate", "--model", str(run / "model.keras"), "-n", "6", "--labels", "1", "--seed", "3"]
+        gen = [
+            "generate",
+            "--model",
+            str(run / "model.keras"),
+            "-n",
+            "6",
+            "--labels",
+            "1",
+            "--seed",
+            "3",
+        ]
         assert main([*gen, "--out", str(tmp_path / name)]) == 0
     a, b = load_dataset(str(tmp_path / "a")), load_dataset(str(tmp_path / "b"))
     np.testing.assert_array_equal(a.images, b.images)
@@ -45,6 +55,8 @@ def test_cli_bad_input(npz, tmp_path, capsys):
     assert err.startswith("tfsynth: error:") and "missing.npz" in err and err.count("\n") == 1
     assert main([*base, "--data", f"npz:{npz}", "--batch-size", "64"]) == 2
     assert "fewer than one batch" in capsys.readouterr().err
-    assert main(["generate", "--model", str(tmp_path), "-n", "3", "--out", str(tmp_path / "g")]) == 2
+    assert (
+        main(["generate", "--model", str(tmp_path), "-n", "3", "--out", str(tmp_path / "g")]) == 2
+    )
     assert "model file not found" in capsys.readouterr().err
     assert listing(tmp_path) == []
