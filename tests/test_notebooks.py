@@ -6,7 +6,6 @@ the machine has installed) and TFSYNTH_NOTEBOOK_SMOKE=1, which every
 notebook reads in its parameter cell to shrink sizes to seconds.
 """
 
-import re
 from pathlib import Path
 
 import pytest
@@ -126,6 +125,6 @@ def test_notebook_runs_with_smoke_settings(name, tmp_path, monkeypatch, kernel_r
     text = _text(outputs)
     for expected in texts:
         assert expected in text, expected
-    assert not re.search(r"Traceback|Error:", text)
+    assert "Traceback" not in text
     # Smoke mode writes into a temporary directory, never next to the notebook.
     assert not (tmp_path / "runs").exists() and not (tmp_path / "saved_models").exists()
