@@ -53,9 +53,15 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     paths = {}
+    from tests.conftest import make_arrays
+    from tfsynth.data import ImageDataset
+
     for name, kwargs in (("cgan", {"num_classes": 3}), ("vae", {})):
         m = build_model(name, (16, 16, 1), latent_dim=8, width=4, **kwargs)
         m.compile()
+        if name == "cgan":  # a real (tiny) trained model: one training step
+            data = ImageDataset(*make_arrays(n=4)).to_tf_dataset(batch_size=4, shuffle=False)
+            m.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
         paths[name] = root / name / "model.keras"
         paths[name].parent.mkdir()
         m.save(paths[name])
