@@ -8,9 +8,8 @@ notebook reads in its parameter cell to shrink sizes to seconds.
 
 from pathlib import Path
 
+import nbformat  # the `test` extra installs nbformat, nbclient and ipykernel
 import pytest
-
-nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["01_quickstart", "02_train_gan_vae", "03_augment_fuse_validate", "04_export_and_serve"]
@@ -79,7 +78,6 @@ def _kernel_manager(kernel_root):
 @pytest.fixture(scope="module")
 def kernel_root(tmp_path_factory):
     """A kernel spec that runs ipykernel with this interpreter (sys.executable)."""
-    pytest.importorskip("nbclient", reason="the test extra installs nbclient")
     from ipykernel.kernelspec import write_kernel_spec
 
     root = tmp_path_factory.mktemp("kernels")
@@ -105,6 +103,9 @@ def test_notebook_runs_with_smoke_settings(name, tmp_path, monkeypatch, kernel_r
     monkeypatch.setenv("TFSYNTH_NOTEBOOK_SMOKE", "1")
     monkeypatch.setenv("TFSYNTH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # Smoke mode writes into tempfile.mkdtemp(); keep that inside tmp_path.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     nb = _read(name)
     client = NotebookClient(
         nb,
@@ -127,4 +128,5 @@ def test_notebook_runs_with_smoke_settings(name, tmp_path, monkeypatch, kernel_r
         assert expected in text, expected
     assert "Traceback" not in text
     # Smoke mode writes into a temporary directory, never next to the notebook.
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "saved_models").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) in (["tmp"], ["cache", "tmp"])
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("tfsynth-nb")]
