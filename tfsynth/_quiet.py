@@ -42,7 +42,9 @@ def import_tensorflow_quietly() -> None:
         import tensorflow  # noqa: F401  (the user chose the log level)
 
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # 3 also hides C++ ERROR lines such as grappler's harmless "remapper failed";
+    # real failures still surface as Python exceptions.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with stderr_silenced():
         import tensorflow as tf
 
