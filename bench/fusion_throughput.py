@@ -166,7 +166,7 @@ def main() -> None:
         "quarter_size": quarter["n"],
         "images_per_second_fuse": round(n / statistics.median(fuse), 1),
         "targets": {"writer_overhead": "<= 0.20", "peak_rss_mb": "< 1500, flat in n"},
-        "command": "python bench/fusion_throughput.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/fusion_throughput.py " + " ".join(sys.argv[1:]),
         "cpus": os.cpu_count(),
     }
     print()
