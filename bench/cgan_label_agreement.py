@@ -3,7 +3,12 @@
 Generates N samples with uniform labels (N / K per class) from RUN/model.keras,
 labels them with `tfsynth.evaluation.classifier` trained on the real
 training images, and reports how often the classifier agrees with the
-requested label. Also saves the per-class sample grid (one row per class).
+requested label. Agreement alone rewards a generator that draws one
+prototype per class, so diversity is reported next to it: the mean
+per-class pixel standard deviation (images in [-1, 1]) of the generated
+and of N real images, and improved precision/recall and density/coverage
+(`tfsynth.evaluation.distribution`) on the classifier's features. Also
+saves the per-class sample grid (one row per class).
 
     tfsynth train --data 'mnist-10k[:8000]' --model cgan --out RUN
     python bench/cgan_label_agreement.py --run RUN --grid docs/cgan_mnist_samples.png
@@ -23,11 +28,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from tfsynth.data import load_dataset  # noqa: E402
-from tfsynth.evaluation.classifier import accuracy, predict_labels, train_classifier  # noqa: E402
+from tfsynth.evaluation.classifier import (  # noqa: E402
+    FEATURE_LAYER,
+    accuracy,
+    predict_labels,
+    train_classifier,
+)
+from tfsynth.evaluation.distribution import density_coverage, precision_recall  # noqa: E402
 from tfsynth.io import atomic_write_json  # noqa: E402
 from tfsynth.models import load_generator, model_id  # noqa: E402
 from tfsynth.models.sampling import generate_batches  # noqa: E402
 from tfsynth.plotting import class_grid, save_figure  # noqa: E402
+
+
+def within_class_std(images_uint8, labels) -> float:
+    """Mean over classes of the per-pixel standard deviation, images in [-1, 1]."""
+    x = images_uint8.astype(np.float32) / 127.5 - 1.0
+    return float(np.mean([x[labels == k].std(axis=0).mean() for k in np.unique(labels)]))
 
 
 def main(argv=None):
@@ -63,6 +80,27 @@ def main(argv=None):
         )
         for k in range(model.num_classes)
     }
+    import keras
+
+    from tfsynth.data.pipeline import to_unit_range
+
+    real_images, real_labels = real.numpy()
+    pick = np.random.default_rng(args.seed).choice(len(real_images), args.n, replace=False)
+    real_images, real_labels = real_images[pick], real_labels[pick]
+    features = keras.Model(clf.inputs, clf.get_layer(FEATURE_LAYER).output)
+    real_f = features.predict(to_unit_range(real_images).numpy(), verbose=0)
+    fake_f = features.predict(to_unit_range(images).numpy(), verbose=0)
+    precision, recall = precision_recall(real_f, fake_f)
+    density, coverage = density_coverage(real_f, fake_f)
+    diversity = {
+        "within_class_pixel_std": round(within_class_std(images, labels), 4),
+        "real_within_class_pixel_std": round(within_class_std(real_images, real_labels), 4),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "density": round(density, 4),
+        "coverage": round(coverage, 4),
+        "features": "classifier 'features' layer; real = N random training images",
+    }
     run_summary = json.loads((Path(args.run) / "summary.json").read_text())
     result = {
         "benchmark": "cgan_label_agreement",
@@ -73,6 +111,7 @@ def main(argv=None):
         "samples": args.n,
         "label_agreement": round(agree, 4),
         "per_class_agreement": per_class,
+        "diversity": diversity,
         "classifier_real_test_accuracy": round(real_acc, 4),
         "classifier": "tfsynth.evaluation.classifier (trained on --data)",
         "train_seconds": run_summary.get("train_seconds"),

@@ -42,6 +42,19 @@ def test_projection_depends_on_label():
     assert not np.allclose(a, b)
 
 
+def test_discriminator_head():
+    # The hidden head (default 8 * width units) keeps the projection
+    # discriminator non-linear in the image; 0 removes it.
+    d = networks.build_discriminator((16, 16, 1), num_classes=3, width=4)
+    assert d.get_layer("head").units == 32
+    assert d.get_layer("class_projection").output_dim == 32
+    flat = networks.build_discriminator((16, 16, 1), num_classes=3, width=4, head_units=0)
+    assert "head" not in [layer.name for layer in flat.layers]
+    assert flat.get_layer("class_projection").output_dim == 4 * 4 * 8
+    with pytest.raises(ConfigError, match="head_units"):
+        networks.build_discriminator((16, 16, 1), width=4, head_units=-1)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

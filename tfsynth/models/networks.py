@@ -9,7 +9,8 @@ the discriminator halves it back.
 Class conditioning follows common practice: the generator concatenates a
 learned label embedding to the noise; the discriminator is a projection
 discriminator (Miyato & Koyama, 2018) that adds <embed(y), features(x)> to
-its unconditional logit.
+its unconditional logit. Its features come from a hidden dense layer on top
+of the convolutions (see `build_discriminator`'s `head_units`).
 
 Example:
 
@@ -158,6 +159,7 @@ def build_discriminator(
     norm: str | None = "none",
     dropout: float = 0.0,
     minibatch_std: bool = False,
+    head_units: int | None = None,
     name: str = "discriminator",
 ) -> keras.Model:
     """A strided-conv discriminator (critic), optionally with a projection head.
@@ -172,6 +174,17 @@ def build_discriminator(
         minibatch_std: append the batch standard deviation as a feature
             (`MinibatchStdDev`, off by default: on the default cgan run it
             lowered label agreement from 0.909 to 0.814).
+        head_units: width of the hidden Dense + LeakyReLU layer between the
+            convolutions and the logit/projection head (default `8 * width`;
+            0 puts the head directly on the flattened convolution features).
+            Why it is there: with the head directly on two strided
+            convolutions, the logit and the projection are nearly linear in
+            the image, so the best a generator can do against them is to
+            match each class's mean feature vector, i.e. to draw one
+            prototype per class. That is the intra-class mode collapse the
+            20-epoch cgan run showed (per-class pixel std 0.05 vs 0.30 real,
+            recall 0.001); with the hidden layer it stays diverse (see
+            docs/design.md).
         name: model name.
 
     Returns:
@@ -179,6 +192,9 @@ def build_discriminator(
         returning float32 logits of shape (batch, 1).
     """
     _check(image_shape, width)
+    head_units = 8 * width if head_units is None else int(head_units)
+    if head_units < 0:
+        raise ConfigError(f"head_units: must be >= 0, got {head_units}")
     k = max(1, num_resamples(image_shape))
     images = layers.Input(tuple(int(d) for d in image_shape), name="images")
     x = images
@@ -193,7 +209,10 @@ def build_discriminator(
         ch *= 2
     if minibatch_std:
         x = MinibatchStdDev(name="minibatch_std")(x)
-    features = layers.Flatten(name="features")(x)
+    features = layers.Flatten(name="flat_features")(x)
+    if head_units:
+        features = layers.Dense(head_units, name="head")(features)
+        features = layers.LeakyReLU(0.2, name="features")(features)
     logit = layers.Dense(1, dtype="float32", name="logit")(features)
     if not num_classes:
         return keras.Model(images, logit, name=name)
