@@ -38,9 +38,9 @@ class TrainConfig:
     """The generator and how long to train it."""
 
     model: str = "cgan"
-    epochs: int = 10
+    epochs: int = 15
     batch_size: int = 64
-    width: int = 64
+    width: int = 32
     latent_dim: int = 64
     max_train_examples: int | None = None
 
@@ -186,7 +186,7 @@ def _quick() -> RunConfig:
 def _full() -> RunConfig:
     return RunConfig(
         preset="full",
-        train=TrainConfig(model="cgan", epochs=40, width=64, latent_dim=64),
+        train=TrainConfig(model="cgan", epochs=40, width=48, latent_dim=64),
         augment=AugmentConfig(num_examples=10000),
         generate=GenerateConfig(num_examples=10000),
         evaluate=EvaluateConfig(max_samples=2000, classifier_epochs=8, extractor_epochs=8, seeds=3),
