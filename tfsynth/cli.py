@@ -188,19 +188,9 @@ def _cmd_evaluate(args) -> None:
         cache_dir=args.cache_dir,
         seed=args.seed,
     )
-    keys = (
-        "fid",
-        "kid",
-        "precision",
-        "recall",
-        "density",
-        "coverage",
-        "tstr_accuracy",
-        "trtr_accuracy",
-        "fused_accuracy",
-        "memorization_rate",
-    )
-    print(", ".join(f"{k} {s[k]:.4g}" for k in keys if isinstance(s.get(k), float)))
+    from tfsynth.evaluation.evaluate import HEADLINE
+
+    print(", ".join(f"{k} {s[k]:.4g}" for k in HEADLINE if isinstance(s.get(k), float)))
     print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
 
 

@@ -29,30 +29,10 @@ from typing import Any
 
 from tfsynth.config import RunConfig
 from tfsynth.errors import ConfigError
+from tfsynth.evaluation.evaluate import HEADLINE
 from tfsynth.io import atomic_write_json, atomic_write_text
 
 STAGES = ("split", "augment", "train", "generate", "fuse", "evaluate", "export", "report")
-
-# summary.json keys copied from the evaluation summary into the run summary,
-# first the ones a reader looks for, then the rest of the evaluation record.
-HEADLINE = (
-    "fid",
-    "kid",
-    "kid_std",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "tstr_accuracy",
-    "trtr_accuracy",
-    "trts_accuracy",
-    "fused_accuracy",
-    "real_only_accuracy",
-    "dcr_synthetic_median",
-    "dcr_holdout_median",
-    "memorization_rate",
-    "extractor",
-)
 
 
 class _Stages:

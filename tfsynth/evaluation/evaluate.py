@@ -34,6 +34,27 @@ from tfsynth.evaluation.utility import (
 
 REFERENCES = ("test", "real")
 
+# The metrics a reader looks for first, in the order the CLI prints them and
+# `tfsynth run` puts them at the top of its summary.
+HEADLINE = (
+    "fid",
+    "kid",
+    "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "tstr_accuracy",
+    "trtr_accuracy",
+    "trts_accuracy",
+    "fused_accuracy",
+    "real_only_accuracy",
+    "dcr_synthetic_median",
+    "dcr_holdout_median",
+    "memorization_rate",
+    "extractor",
+)
+
 
 def _load(data, what: str) -> ImageDataset:
     from tfsynth.data.sources import load_dataset
