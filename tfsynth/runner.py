@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,7 +96,8 @@ def run(
         out: the run directory; rerunning with the same config resumes.
         saved_models: root of the SavedModel export (TF Serving layout).
         log: where progress lines go.
-        verbose: Keras progress-bar verbosity while training.
+        verbose: Keras progress-bar verbosity while training; "auto" shows a
+            bar on a terminal and one line per epoch in logs and CI.
 
     Example:
 
@@ -111,6 +113,9 @@ def run(
     from tfsynth.training import generate, train
 
     config.validate()
+    if verbose == "auto":
+        # A live bar redraws each step: fine on a terminal, noise in a log file.
+        verbose = 1 if sys.stdout.isatty() else 2
     out = Path(out)
     t_start = time.perf_counter()
     data_dir = out / "data"
