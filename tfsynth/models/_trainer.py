@@ -44,8 +44,12 @@ def replica_scale(loss: tf.Tensor) -> tf.Tensor:
 def replica_seed(seed: tf.Tensor) -> tf.Tensor:
     """Folds the replica id into a (2,) seed so replicas draw different noise."""
     ctx = tf.distribute.get_replica_context()
-    rid = 0 if ctx is None else ctx.replica_id_in_sync_group
-    return tf.cast(seed, tf.int32) + tf.stack([tf.constant(0, tf.int32), tf.cast(rid, tf.int32)])
+    seed = tf.cast(seed, tf.int32)
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return seed
+    # A hash of (seed, replica id), not seed + id: adding the id to the step
+    # counter would make replica r at step k repeat replica 0's noise at k + r.
+    return tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
 
 
 def _raw(v):
