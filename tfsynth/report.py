@@ -301,3 +301,24 @@ def write_report(
     paths["markdown"] = atomic_write_text(out_dir / "report.md", _markdown(blocks))
     paths["html"] = atomic_write_text(out_dir / "report.html", _html(blocks, title))
     return paths
+
+
+def show(out_dir: str | os.PathLike) -> None:
+    """Displays a written report inline in a notebook: its tables, then its figures.
+
+    report.md links figures relative to its own directory, which a notebook's
+    Markdown cannot resolve, so the figures are shown as images.
+
+    Example:
+
+    >>> show("runs/quick")  # doctest: +SKIP
+    """
+    import re
+
+    from IPython.display import Image, Markdown, display
+
+    out_dir = Path(out_dir)
+    text = (out_dir / "report.md").read_text()
+    display(Markdown(text.partition("## Figures")[0]))
+    for title, rel in re.findall(r"!\[(.*?)\]\((.*?)\)", text):
+        display(Markdown(f"**{title}**"), Image(filename=str(out_dir / rel)))
