@@ -52,6 +52,19 @@ def replica_seed(seed: tf.Tensor) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
 
 
+def serialize(**objects) -> dict:
+    """Serialized Keras objects (sub-models, optimizers) for a config dict."""
+    return {k: keras.saving.serialize_keras_object(v) for k, v in objects.items()}
+
+
+def deserialize(config: dict, keys) -> dict:
+    """A copy of `config` with the Keras objects under `keys` rebuilt."""
+    config = dict(config)
+    for key in keys:
+        config[key] = keras.saving.deserialize_keras_object(config[key])
+    return config
+
+
 def _raw(v):
     return v.value if isinstance(v, keras.Variable) else v
 

@@ -159,15 +159,15 @@ class GAN(keras.Model):
 
     def get_compile_config(self):
         return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            **_trainer.serialize(d_optimizer=self.d_optimizer, g_optimizer=self.g_optimizer),
             "jit_compile": self.jit_compile,
         }
 
     def compile_from_config(self, config):
+        config = _trainer.deserialize(config, ("d_optimizer", "g_optimizer"))
         self.compile(
-            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            d_optimizer=config["d_optimizer"],
+            g_optimizer=config["g_optimizer"],
             jit_compile=config.get("jit_compile", "auto"),
         )
 
@@ -276,8 +276,7 @@ class GAN(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            generator=keras.saving.serialize_keras_object(self.generator),
-            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            **_trainer.serialize(generator=self.generator, discriminator=self.discriminator),
             num_classes=self.num_classes,
             loss=self.loss_name,
             n_critic=self.n_critic,
@@ -293,10 +292,7 @@ class GAN(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**_trainer.deserialize(config, ("generator", "discriminator")))
 
 
 def build_gan(

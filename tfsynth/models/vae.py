@@ -92,16 +92,11 @@ class VAE(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def get_compile_config(self):
-        return {
-            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
-            "jit_compile": self.jit_compile,
-        }
+        return {**_trainer.serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}
 
     def compile_from_config(self, config):
-        self.compile(
-            optimizer=keras.saving.deserialize_keras_object(config["optimizer"]),
-            jit_compile=config.get("jit_compile", "auto"),
-        )
+        config = _trainer.deserialize(config, ("optimizer",))
+        self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
 
     def _with_labels(self, x, labels):
         return [x, labels] if self.num_classes else x
@@ -152,8 +147,7 @@ class VAE(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
+            **_trainer.serialize(encoder=self.encoder, decoder=self.decoder),
             num_classes=self.num_classes,
             beta=self.beta,
             class_names=self.class_names,
@@ -164,10 +158,7 @@ class VAE(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**_trainer.deserialize(config, ("encoder", "decoder")))
 
 
 def build_vae(
