@@ -1,5 +1,4 @@
 import io
-import zipfile
 
 import numpy as np
 import pytest
@@ -32,7 +31,7 @@ def _write_folder(root, sizes=((16, 16),) * 4, mode="L"):
 
 def test_parse_spec_forms():
     assert parse_spec("mnist-10k[:8000]") == ("mnist-10k", "", slice(None, 8000))
-    assert parse_spec("tfds:mnist:test[10:]") == ("tfds", "mnist:test[10:]", None) or True
+    assert parse_spec("tfds:mnist:test[10:]") == ("tfds", "mnist:test", slice(10, None))
     assert parse_spec("npz:a.npz[-5:]") == ("npz", "a.npz", slice(-5, None))
 
 
@@ -158,7 +157,6 @@ def test_npz_truncated_zip(tmp_path):
     p.write_bytes(buf.getvalue()[:-40])
     with pytest.raises(DataError, match="a.npz"):
         load_dataset(f"npz:{p}")
-    assert zipfile  # imported for the error types npz may raise
 
 
 def test_npz_count_mismatch_and_range_and_nan(tmp_path):
