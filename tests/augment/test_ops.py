@@ -109,14 +109,30 @@ def test_custom_layers_are_identity_at_strength_zero():
         np.testing.assert_array_equal(layer(x, training=True).numpy(), x)
 
 
-def test_elastic_field_is_smooth_with_unit_rms():
-    noise = tf.random.stateless_uniform((2, 9, 9, 2), seed=[0, 1], minval=-1, maxval=1)
-    field = ops.elastic_field(noise, 28, 28, sigma=3.4).numpy()
-    assert field.shape == (2, 28, 28, 2)
-    np.testing.assert_allclose(np.sqrt((field**2).mean(axis=(1, 2, 3))), 1.0, rtol=1e-4)
+def test_elastic_field_is_smooth_with_unit_expected_rms():
+    step = ops.elastic_step(0.12, 28, 28)
+    n = ops.control_points(28, step)
+    noise = tf.random.stateless_uniform((64, n, n, 2), seed=[0, 1], minval=-1, maxval=1)
+    field = ops.elastic_field(noise, 28, 28, step).numpy()
+    assert (step, field.shape) == (6, (64, 28, 28, 2))
+    # unit RMS on average over images (each image varies, as in Simard et al.)
+    np.testing.assert_allclose(np.sqrt((field**2).mean()), 1.0, rtol=0.05)
     # neighbouring pixels move together (smooth), unlike white noise
-    step = np.abs(np.diff(field, axis=1)).mean()
-    assert step < 0.3 * np.abs(field).mean()
+    step_size = np.abs(np.diff(field, axis=1)).mean()
+    assert step_size < 0.3 * np.abs(field).mean()
+
+
+def test_bspline_upsampling_interpolates_exactly():
+    # Cubic B-splines reproduce linear functions: control values on a line
+    # give the same line at every pixel, whatever the spacing.
+    for step in (1, 3, 4):
+        n = ops.control_points(20, step)
+        ramp = (np.arange(n, dtype=np.float32) - 1) * step  # control q sits at pixel (q - 1) * step
+        noise = np.broadcast_to(ramp[None, :, None, None], (1, n, n, 2)).astype(np.float32)
+        field = ops.elastic_field(tf.constant(noise), 20, 20, step).numpy()
+        field *= ops.bspline_rms(20, 20, step)  # undo the normalization
+        np.testing.assert_allclose(field[0, :, 0, 0], np.arange(20), atol=1e-4)
+        np.testing.assert_allclose(field[0, 5, :, 1], np.full(20, 5.0), atol=1e-4)
 
 
 def test_erasing_erases_a_rectangle_only():
@@ -141,3 +157,21 @@ def test_seeded_randaugment_honours_seed():
     np.testing.assert_array_equal(ia, ib)
     np.testing.assert_array_equal(a, b)
     assert ia.shape == (2, 4)  # num_ops x batch: ops are chosen per image
+
+
+@pytest.mark.parametrize("interpolation", ops.INTERPOLATIONS)
+@pytest.mark.parametrize("fill_mode", ["constant", "nearest", "reflect"])
+def test_warp_matches_keras_affine_transform(fill_mode, interpolation):
+    # "wrap" is periodic here (see test_warp_integer_shift_matches_numpy);
+    # TensorFlow's kernel wraps the coordinate with a seam at the border.
+    # A rotation by ~17 degrees plus a shift moves pixels across every border.
+    x = tf.constant(make_arrays(3, 12, 10, 2)[0], tf.float32)
+    a, tx, ty = 0.3, 2.5, -1.25
+    params = tf.tile([[np.cos(a), -np.sin(a), tx, np.sin(a), np.cos(a), ty, 0.0, 0.0]], [3, 1])
+    expected = keras.ops.image.affine_transform(
+        x, params, interpolation=interpolation, fill_mode=fill_mode, fill_value=5.0
+    )
+    out = ops.warp_xla(
+        x, ops.to_matrix(params), fill_mode=fill_mode, fill_value=5.0, interpolation=interpolation
+    )
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-3)

@@ -304,6 +304,7 @@ class AugmentationPolicy(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self._compiled = None
+        self._warp_fns = {}
 
     def __repr__(self) -> str:
         return f"AugmentationPolicy({self.spec!r}, seed={self.seed})"
@@ -339,12 +340,14 @@ class AugmentationPolicy(keras.layers.Layer):
         unit = in_dtype != tf.uint8
         x = images
         for k, stage in enumerate(self._stages):
-            draw = aug_ops.StatelessSeed(aug_ops.fold_seed(seed, k))
+            stage_seed = aug_ops.fold_seed(seed, k)
             kind = OPS[self.op_names[stage[0]]].kind
             if kind == "geometric":
                 last = k == len(self._stages) - 1
-                x = self._warp(x, [self.op_layers[i] for i in stage], draw, unit, last, in_dtype)
+                out_dtype = in_dtype.name if last else "float32"
+                x = self._warp_fn(k)(x, stage_seed, unit=unit, out_dtype=out_dtype)
                 continue
+            draw = aug_ops.StatelessSeed(stage_seed)
             if unit:
                 x = (tf.cast(x, tf.float32) + 1.0) * 127.5
                 unit = False
@@ -362,7 +365,22 @@ class AugmentationPolicy(keras.layers.Layer):
             x = x / 127.5 - 1.0
         return tf.cast(tf.clip_by_value(x, -1.0, 1.0), in_dtype), labels
 
-    def _warp(self, x, layers, draw, unit, last, in_dtype):
+    def _warp_fn(self, k):
+        # One XLA computation per geometric stage: the random draws of its
+        # layers, the composed matrix, the elastic field and the resampling
+        # all fuse, so the stage costs one kernel launch instead of ~100
+        # small TF ops (1.9 ms vs 3.8 ms per 256-image batch for `digits`).
+        fn = self._warp_fns.get(k)
+        if fn is None:
+            layers = [self.op_layers[i] for i in self._stages[k]]
+
+            def warp_stage(x, seed, unit, out_dtype):
+                return self._warp(x, layers, aug_ops.StatelessSeed(seed), unit, out_dtype)
+
+            fn = self._warp_fns[k] = tf.function(warp_stage, jit_compile=True)
+        return fn
+
+    def _warp(self, x, layers, draw, unit, out_dtype):
         h, w = x.shape[1], x.shape[2]
         matrix = aug_ops.identity_matrices(tf.shape(x)[0])
         elastic = []
@@ -373,13 +391,13 @@ class AugmentationPolicy(keras.layers.Layer):
                 continue
             # Applying A then B reads the input at M_A @ M_B @ p.
             matrix = tf.matmul(matrix, aug_ops.geometric_matrix(layer, t, h, w))
-        return aug_ops.warp_xla(
+        return aug_ops.warp(
             x,
             matrix,
             tuple(elastic),
             fill_mode=self.fill_mode,
             fill_value=-1.0 if unit else 0.0,  # black in either range
-            output_dtype=in_dtype.name if last else "float32",
+            output_dtype=out_dtype,
         )
 
     def _soft_labels(self, labels):
