@@ -175,3 +175,16 @@ def test_warp_matches_keras_affine_transform(fill_mode, interpolation):
         x, ops.to_matrix(params), fill_mode=fill_mode, fill_value=5.0, interpolation=interpolation
     )
     np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_batch_fingerprint_is_exact_and_sees_every_pixel_and_the_order():
+    x = make_arrays(6, 8, 8, 1)[0]
+    f = ops.batch_fingerprint
+    assert f(x).dtype == tf.int64 and int(f(x)) == int(f(x.copy()))
+    assert int(tf.function(f, jit_compile=True)(x)) == int(f(x))  # same under XLA
+    y = x.copy()
+    y[5, 7, 7, 0] ^= 1  # one bit of the last pixel
+    assert int(f(y)) != int(f(x))
+    assert int(f(x[::-1])) != int(f(x))  # same images, other order
+    xf = x.astype(np.float32) / 127.5 - 1.0
+    assert int(f(xf)) != int(f(xf + 1e-7))

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import make_arrays
-from tfsynth.augment import OPS, PRESETS, AugmentationPolicy, build_policy, parse_policy
+from tfsynth.augment import OPS, PRESETS, AugmentationPolicy, build_policy, ops, parse_policy
 from tfsynth.data import ImageDataset
 from tfsynth.errors import ConfigError
 
@@ -180,3 +180,52 @@ def test_policy_inside_a_keras_model_trains_and_is_identity_at_predict(tmp_path)
     assert isinstance(loaded.layers[0], AugmentationPolicy)
     assert loaded.layers[0].spec == policy.spec
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_augment_normalize_fuses_the_scaling_into_the_warp():
+    images, labels = make_arrays(4, 16, 16, 1, num_classes=3)
+    for spec in ("digits", "rotate:10,contrast:0.3"):  # last stage a warp / not a warp
+        policy = build_policy(spec, seed=0)
+        fn = policy.compiled()
+        as_uint8, _ = fn(images, labels, [0, 7], False)
+        unit, _ = fn(images, labels, [0, 7], True)
+        assert unit.dtype == tf.float32 and as_uint8.dtype == tf.uint8
+        assert float(tf.reduce_min(unit)) >= -1.0 and float(tf.reduce_max(unit)) <= 1.0
+        # the same augmentation, only not rounded to 8 bits
+        np.testing.assert_allclose(unit.numpy(), as_uint8.numpy() / 127.5 - 1.0, atol=0.5 / 127.5)
+    with pytest.raises(ConfigError, match="needs uint8"):
+        policy.augment(images.astype(np.float32), labels, [0, 1], normalize=True)
+    x, _ = build_policy("none").augment(images, labels, [0, 1], normalize=True)
+    np.testing.assert_allclose(x.numpy(), images / 127.5 - 1.0, atol=1e-6)
+
+
+def test_fused_map_batch_equals_the_general_path():
+    # `digits` is one warp: fingerprint + draws + warp run as one XLA call.
+    images, labels = make_arrays(8, 16, 16, 1, num_classes=3)
+    policy = build_policy("digits", seed=5)
+    assert policy._single_warp and not build_policy("digits,erase:0.5")._single_warp
+    fused, _ = policy.map_batch(tf.constant(images), labels)
+    seed = [5, int(ops.batch_fingerprint(images))]
+    general, _ = policy.compiled()(images, labels, seed, False)
+    np.testing.assert_array_equal(fused.numpy(), general.numpy())
+
+
+@pytest.mark.parametrize("spec", ["digits", "digits,erase:0.5"])
+def test_to_tf_dataset_augment_is_deterministic_and_normalized(spec):
+    images, labels = make_arrays(32, 16, 16, 1, num_classes=3)
+    ds = ImageDataset(images, labels)
+
+    def epoch(**kw):
+        pipe = ds.to_tf_dataset(batch_size=4, seed=0, augment=spec, **kw)
+        return np.concatenate([x.numpy() for x, _ in pipe])
+
+    a, b = epoch(), epoch()
+    assert a.dtype == np.float32 and a.shape == (32, 16, 16, 1)
+    assert a.min() >= -1 and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+    plain = np.concatenate([x.numpy() for x, _ in ds.to_tf_dataset(batch_size=4, seed=0)])
+    assert not np.array_equal(a, plain)
+    raw = epoch(normalize=False)
+    assert raw.dtype == np.uint8 and raw.shape == a.shape
+    with pytest.raises(ConfigError, match="unknown op"):
+        ds.to_tf_dataset(batch_size=4, augment="digits,bogus:1")

@@ -351,6 +351,7 @@ class ImageDataset:
         normalize: bool = True,
         shuffle_buffer: int | None = None,
         map_batch: Callable | None = None,
+        augment=None,
     ):
         """A batched `tf.data.Dataset` of (images, labels) for training.
 
@@ -369,4 +370,5 @@ class ImageDataset:
             normalize=normalize,
             shuffle_buffer=shuffle_buffer or min(len(self), 10_000),
             map_batch=map_batch,
+            augment=augment,
         )
