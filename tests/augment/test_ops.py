@@ -188,3 +188,16 @@ def test_batch_fingerprint_is_exact_and_sees_every_pixel_and_the_order():
     assert int(f(x[::-1])) != int(f(x))  # same images, other order
     xf = x.astype(np.float32) / 127.5 - 1.0
     assert int(f(xf)) != int(f(xf + 1e-7))
+
+
+def test_with_philox_draws_the_same_numbers_inside_and_outside_xla():
+    layer = ops.with_philox(keras.layers.RandomRotation(0.2))
+    assert ops.with_philox(layer) is layer
+    x = tf.zeros((16, 8, 8, 1))
+
+    def angles():
+        return layer.get_random_transformation(x, seed=ops.StatelessSeed([1, 2]))["angle"]
+
+    eager = angles().numpy()
+    np.testing.assert_allclose(tf.function(angles, jit_compile=True)().numpy(), eager, rtol=1e-6)
+    assert np.abs(eager).max() <= 0.2 * 360 and len(np.unique(eager)) == 16

@@ -284,7 +284,8 @@ class AugmentationPolicy(keras.layers.Layer):
         active = [(n, v) for n, v in self.ops if not _is_off(v)]
         self.op_names = [n for n, _ in active]
         self.op_layers = [
-            OPS[n].build(v, self.fill_mode, self.seed + i) for i, (n, v) in enumerate(active)
+            aug_ops.with_philox(OPS[n].build(v, self.fill_mode, self.seed + i))
+            for i, (n, v) in enumerate(active)
         ]
         self.label_mixing = any(OPS[n].kind == "mixing" for n in self.op_names)
         # Consecutive geometric ops form one stage (one warp); others one each.
