@@ -201,3 +201,20 @@ def test_with_philox_draws_the_same_numbers_inside_and_outside_xla():
     eager = angles().numpy()
     np.testing.assert_allclose(tf.function(angles, jit_compile=True)().numpy(), eager, rtol=1e-6)
     assert np.abs(eager).max() <= 0.2 * 360 and len(np.unique(eager)) == 16
+
+
+def test_spline_source_grid_equals_the_per_pixel_affine_map():
+    b, h, w = 3, 20, 17
+    layer = ops.ElasticDistortion(alpha=0.05)
+    t = layer.get_random_transformation(tf.zeros((b, h, w, 1)), seed=ops.StatelessSeed([4, 2]))
+    a = 0.4
+    params = tf.tile([[np.cos(a), -np.sin(a), 3.0, np.sin(a) * 1.1, np.cos(a), -2.0, 0, 0]], [b, 1])
+    m = ops.to_matrix(params)
+    d = ops.elastic_field(t["noise"], h, w, t["step"]) * t["alpha"]
+    want_y, want_x = ops.source_grid(m, h, w, d)
+    got_y, got_x = ops.spline_source_grid(m, t, h, w)
+    np.testing.assert_allclose(got_y.numpy(), want_y.numpy(), atol=1e-4)
+    np.testing.assert_allclose(got_x.numpy(), want_x.numpy(), atol=1e-4)
+    x = tf.constant(make_arrays(b, h, w, 1)[0], tf.float32)
+    fast = ops.warp_xla(x, m, (t,), affine=True)
+    np.testing.assert_allclose(fast.numpy(), ops.warp_xla(x, m, (t,)).numpy(), atol=0.05)

@@ -249,21 +249,29 @@ def warp(
     fill_value: float = 0.0,
     interpolation: str = "bilinear",
     output_dtype: str = "float32",
+    affine: bool = False,
 ) -> tf.Tensor:
     """Warps images (B, H, W, C) by matrices (B, 3, 3) and elastic fields.
 
     One resampling for any composition of affine ops and elastic
     distortions (see `source_grid` and `sample_images`). `elastic` is a
-    tuple of ElasticDistortion transformations, whose fields are summed. Any input dtype is read as
-    float; a uint8 `output_dtype` rounds and clips to [0, 255]. Bilinear
-    weights are convex, so the output stays in the input's value range.
+    tuple of ElasticDistortion transformations, whose fields are summed.
+    `affine=True` promises that the matrices' last row is (0, 0, 1), as for
+    every Keras geometric layer; with one elastic field the source grid is
+    then interpolated from the control points (`spline_source_grid`). Any
+    input dtype is read as float; a uint8 `output_dtype` rounds and clips
+    to [0, 255]. Bilinear weights are convex, so the output stays in the
+    input's value range.
     """
     h, w = images.shape[1], images.shape[2]
-    displacement = None
-    for t in elastic or ():
-        d = elastic_field(t["noise"], h, w, t["step"]) * t["alpha"]
-        displacement = d if displacement is None else displacement + d
-    src_y, src_x = source_grid(matrices, h, w, displacement)
+    if affine and elastic and len(elastic) == 1:
+        src_y, src_x = spline_source_grid(matrices, elastic[0], h, w)
+    else:
+        displacement = None
+        for t in elastic or ():
+            d = elastic_field(t["noise"], h, w, t["step"]) * t["alpha"]
+            displacement = d if displacement is None else displacement + d
+        src_y, src_x = source_grid(matrices, h, w, displacement)
     out = sample_images(
         tf.cast(images, tf.float32),
         src_y,
@@ -275,6 +283,34 @@ def warp(
     if output_dtype == "uint8":
         return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8)
     return tf.cast(out, output_dtype)
+
+
+def spline_source_grid(matrices: tf.Tensor, elastic: dict, height: int, width: int):
+    """`source_grid` for affine matrices and one elastic field, from its control points.
+
+    The elastic field is a cubic B-spline of its control points, and cubic
+    B-splines reproduce linear functions, so mapping the displaced control
+    points by the affine matrix and interpolating gives every pixel's source
+    coordinates exactly. The per-pixel work is then one spline
+    interpolation, instead of the interpolation plus an affine map.
+    """
+    noise, step = elastic["noise"], elastic["step"]
+    scale = elastic["alpha"] / bspline_rms(height, width, step)
+    # Control point j sits at pixel (j - 1) * step (see `_upsample`).
+    cy = (np.arange(noise.shape[1], dtype=np.float32) - 1.0) * step
+    cx = (np.arange(noise.shape[2], dtype=np.float32) - 1.0) * step
+    qy = cy[None, :, None] + noise[..., 0] * scale
+    qx = cx[None, None, :] + noise[..., 1] * scale
+    m = tf.cast(matrices, tf.float32)[:, :, :, None, None]
+    src = tf.stack(
+        [
+            m[:, 1, 0] * qx + m[:, 1, 1] * qy + m[:, 1, 2],
+            m[:, 0, 0] * qx + m[:, 0, 1] * qy + m[:, 0, 2],
+        ],
+        axis=-1,
+    )
+    grid = _upsample(_upsample(src, step, width, 2), step, height, 1)
+    return grid[..., 0], grid[..., 1]
 
 
 # XLA fuses the casts, the coordinate arithmetic and the four gathers into
@@ -547,6 +583,7 @@ class ElasticDistortion(RandomImageLayer):
             fill_mode=self.fill_mode,
             fill_value=self.fill_value,
             interpolation=self.interpolation,
+            affine=True,
         )
 
     def get_config(self):

@@ -413,6 +413,7 @@ class AugmentationPolicy(keras.layers.Layer):
             fill_mode=self.fill_mode,
             fill_value=-1.0 if unit else 0.0,  # black in either range
             output_dtype=out_dtype,
+            affine=True,  # every geometric layer here is affine (see geometric_matrix)
         )
 
     def _soft_labels(self, labels):
