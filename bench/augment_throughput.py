@@ -118,6 +118,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds, shorter streams")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="tf.config intra-op threads for the whole run (default: TensorFlow's)",
+    )
+    parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "augment_throughput.json")
     )
     args = parser.parse_args(argv)
@@ -127,6 +133,9 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import tensorflow as tf
+
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     import tfsynth
     from tfsynth.augment import build_policy
@@ -195,6 +204,7 @@ def main(argv=None) -> int:
             "images_per_second": {k: statistics.median(v) for k, v in epoch_runs.items()},
             "ratio_vs_identity": statistics.median(per_epoch),
         },
+        "intra_op_threads": args.intra_op_threads or "tensorflow default",
         "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
         "python": platform.python_version(),

@@ -1,7 +1,8 @@
 """D_aug: augmentation policies built from Keras preprocessing layers.
 
 - `build_policy(spec, seed=..., num_classes=...)` -> `AugmentationPolicy`, a
-  Keras layer usable in a model or as `map_batch` of a tf.data pipeline;
+  Keras layer usable in a model or in a tf.data pipeline
+  (`ImageDataset.to_tf_dataset(..., augment=policy)`);
 - `augment_batches(dataset, policy, n, seed=..., start=...)` yields augmented
   examples with provenance, reproducible for any index range;
 - `augment_to_dir(data, policy, n, seed=..., out=...)` writes them as a

@@ -254,7 +254,8 @@ class AugmentationPolicy(keras.layers.Layer):
 
     Use it three ways:
     - in a model: `keras.Sequential([policy, ...])` (augments during `fit`);
-    - during training: `ds.to_tf_dataset(64, map_batch=policy.map_batch)`;
+    - during training: `ds.to_tf_dataset(64, augment=policy)` (uint8 batches in,
+      [-1, 1] floats out, one XLA kernel per batch for geometric policies);
     - materialized: `tfsynth.augment.augment_to_dir(ds, policy, n, out=...)`.
 
     Args:
