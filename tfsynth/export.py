@@ -11,9 +11,10 @@ signatures, traced into the graph so that loading needs only TensorFlow
 - ``sample``: ``n`` int32 scalar and ``seed`` int64 scalar (and, for a
   conditional model, ``labels`` int64 [N]: either N = n labels, or an empty
   list for labels cycling over the classes, i % num_classes) -> ``images``
-  uint8 [n, H, W, C] and ``labels`` int64 [n]. The noise is
-  `tf.random.stateless_normal` with seed (seed, 0): the same seed gives the
-  same images.
+  uint8 [n, H, W, C] and ``labels`` int64 [n]. Noise row i is
+  `tf.random.stateless_normal` with seed (seed, i) (`models.sampling.noise_rows`,
+  traced in), so ``sample`` gives the images of examples 0 .. n-1 of
+  ``tfsynth generate --seed SEED`` (same labels by default: i % num_classes).
 
 Example (shell):
 
@@ -57,6 +58,7 @@ def serving_module(model):
     import tensorflow as tf
 
     from tfsynth.data.pipeline import to_uint8
+    from tfsynth.models.sampling import noise_rows
 
     latent_dim = int(model.latent_dim)
     k = int(model.num_classes)
@@ -85,9 +87,7 @@ def serving_module(model):
     labels_spec = tf.TensorSpec([None], tf.int64, name="labels")
 
     def noise_for(n, seed):
-        return tf.random.stateless_normal(
-            tf.stack([n, latent_dim]), seed=tf.stack([seed, tf.constant(0, tf.int64)])
-        )
+        return noise_rows(seed, tf.range(tf.cast(n, tf.int64)), latent_dim)
 
     if k:
 

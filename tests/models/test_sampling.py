@@ -49,6 +49,12 @@ def test_noise_depends_only_on_seed_and_index():
     a = noise_for(1, [5, 6, 7], 4)
     np.testing.assert_array_equal(noise_for(1, [7], 4)[0], a[2])
     assert not np.allclose(noise_for(2, [7], 4)[0], a[2])
+    # across noise blocks, in any order and with repeats
+    full = noise_for(1, np.arange(200), 4)
+    picked = noise_for(1, [130, 63, 64, 7, 130], 4)
+    np.testing.assert_array_equal(picked, full[[130, 63, 64, 7, 130]])
+    assert abs(full.mean()) < 0.15 and abs(full.std() - 1) < 0.1
+    assert len(np.unique(full[:, 0])) == 200  # no two rows share noise
 
 
 def test_unconditional_gets_label_zero():

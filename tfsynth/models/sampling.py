@@ -22,15 +22,48 @@ import numpy as np
 
 from tfsynth.errors import ConfigError
 
+NOISE_BLOCK = 64  # rows drawn per stateless call; part of the noise definition
+
+
+def noise_rows(seed, indices, latent_dim: int):
+    """Standard-normal noise (len(indices), latent_dim) as a tensor, in TensorFlow ops.
+
+    Row i is row i % 64 of `tf.random.stateless_normal([64, latent_dim],
+    seed=[seed, i // 64], alg="philox")`: a function of (seed, i) only,
+    drawn a block at a time (one call per 64 rows instead of one per row).
+    The exported SavedModel's `sample` signature traces this same function
+    (see `tfsynth.export`), so `sample(n, seed)` draws the noise of examples
+    0 .. n-1 of `generate_batches(model, n, seed=seed)`.
+    """
+    import tensorflow as tf
+
+    seed = tf.cast(seed, tf.int64)
+    indices = tf.cast(indices, tf.int64)
+    blocks, where = tf.unique(indices // NOISE_BLOCK)
+    table = tf.map_fn(
+        lambda b: tf.random.stateless_normal(
+            [NOISE_BLOCK, latent_dim], tf.stack([seed, b]), alg="philox"
+        ),
+        blocks,
+        fn_output_signature=tf.TensorSpec([NOISE_BLOCK, latent_dim], tf.float32),
+    )
+    return tf.gather_nd(table, tf.stack([tf.cast(where, tf.int64), indices % NOISE_BLOCK], 1))
+
+
+_noise_rows_fns: dict[int, object] = {}
+
 
 def noise_for(seed: int, indices: Sequence[int], latent_dim: int) -> np.ndarray:
-    """Standard-normal noise rows, row j a function of (seed, indices[j]) only."""
-    out = np.empty((len(indices), latent_dim), np.float32)
-    for j, i in enumerate(indices):
-        out[j] = np.random.Generator(np.random.Philox(key=[int(seed), int(i)])).standard_normal(
-            latent_dim, dtype=np.float32
+    """`noise_rows` as a NumPy array (one traced function per latent size)."""
+    import tensorflow as tf
+
+    fn = _noise_rows_fns.get(latent_dim)
+    if fn is None:
+        fn = _noise_rows_fns[latent_dim] = tf.function(
+            lambda s, i: noise_rows(s, i, latent_dim),
+            input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)],
         )
-    return out
+    return fn(tf.constant(int(seed), tf.int64), np.asarray(indices, np.int64)).numpy()
 
 
 def uniform_labels(indices: np.ndarray, num_classes: int) -> np.ndarray:
