@@ -86,7 +86,7 @@ def serving_module(model):
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     labels_spec = tf.TensorSpec([None], tf.int64, name="labels")
 
-    def noise_for(n, seed):
+    def noise(n, seed):  # rows 0 .. n-1, as generate_batches draws them
         return noise_rows(seed, tf.range(tf.cast(n, tf.int64)), latent_dim)
 
     if k:
@@ -100,7 +100,7 @@ def serving_module(model):
         def sample(n, seed, labels):
             labels = module._cycle(n, labels)
             tf.debugging.assert_equal(tf.size(labels), n, message="labels must have n entries")
-            return {"images": module._images(noise_for(n, seed), labels), "labels": labels}
+            return {"images": module._images(noise(n, seed), labels), "labels": labels}
 
     else:
 
@@ -111,7 +111,7 @@ def serving_module(model):
         @tf.function(input_signature=[n_spec, seed_spec])
         def sample(n, seed):
             # Unconditional models have no classes; label 0 keeps the output shape.
-            images = module._images(noise_for(n, seed), None)
+            images = module._images(noise(n, seed), None)
             return {"images": images, "labels": tf.zeros([n], tf.int64)}
 
     module.serve = serve

@@ -357,10 +357,9 @@ class AugmentationPolicy(keras.layers.Layer):
             kind = OPS[self.op_names[stage[0]]].kind
             if kind == "geometric":
                 if k == len(self._stages) - 1:  # the last stage writes the output
-                    if normalize:
-                        return self._warp_fn(k)(x, stage_seed, unit, "float32", True), labels
-                    return self._warp_fn(k)(x, stage_seed, unit, in_dtype.name, False), labels
-                x = self._warp_fn(k)(x, stage_seed, unit, "float32", False)
+                    output = "unit" if normalize else in_dtype.name
+                    return self._warp_fn(k)(x, stage_seed, unit, output), labels
+                x = self._warp_fn(k)(x, stage_seed, unit, "float32")
                 continue
             draw = aug_ops.StatelessSeed(stage_seed)
             if unit:
@@ -373,7 +372,7 @@ class AugmentationPolicy(keras.layers.Layer):
             if kind == "mixing":
                 labels = tf.cast(layer.transform_labels(labels, t, training=True), tf.float32)
         if normalize:
-            return tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0, labels
+            return to_unit_range(tf.clip_by_value(x, 0.0, 255.0)), labels
         if in_dtype == tf.uint8:
             return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8), labels
         if not unit:
@@ -388,10 +387,12 @@ class AugmentationPolicy(keras.layers.Layer):
         if fn is None:
             layers = [self.op_layers[i] for i in self._stages[k]]
 
-            def warp_stage(x, seed, unit, out_dtype, normalize):
+            def warp_stage(x, seed, unit, output):
+                # output: a dtype name, or "unit" for float32 in [-1, 1] from uint8
                 draw = aug_ops.StatelessSeed(seed)
-                out = self._warp(x, layers, draw, unit, "float32" if normalize else out_dtype)
-                return out / 127.5 - 1.0 if normalize else out
+                if output == "unit":
+                    return to_unit_range(self._warp(x, layers, draw, unit, "float32"))
+                return self._warp(x, layers, draw, unit, output)
 
             fn = self._warp_fns[k] = tf.function(warp_stage, jit_compile=True)
         return fn
