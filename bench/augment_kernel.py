@@ -1,0 +1,143 @@
+"""Where the `digits` policy kernel spends its time, per 256x28x28 batch.
+
+Direct calls of XLA-compiled functions on the same uint8 batch, CPU time
+per call (process time, so helper threads count), interleaved rounds,
+medians:
+
+- call: a trivial compiled function (uint8 -> [-1, 1]); the fixed cost of
+  one compiled call from Python, included in every row below;
+- policy: the whole fused policy call (`map_batch(..., normalize=True)`:
+  fingerprint, draws, spline source grid, sampler, scaling);
+- grid: fingerprint-free draws plus the spline source grid only;
+- sampler: the bilinear sampler on a fixed source grid only;
+- fingerprint: `ops.batch_fingerprint` only.
+
+It also counts the graph nodes of the fused function, which set the
+per-iterator setup cost of a tf.data pipeline (function instantiation).
+Run it pinned to one core to see single-threaded costs:
+
+    taskset -c 0 python bench/augment_kernel.py [--quick]
+
+writes bench/results/augment_kernel.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BATCH = 256
+
+
+def cpu_ms_per_call(fn, calls: int) -> float:
+    t = time.process_time()
+    for _ in range(calls):
+        out = fn()
+    out.numpy()  # the last call has finished
+    return (time.process_time() - t) / calls * 1e3
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 20 calls")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "augment_kernel.json")
+    )
+    args = parser.parse_args(argv)
+    rounds, calls = (3, 20) if args.quick else (9, 40)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import tensorflow as tf
+
+    import tfsynth
+    from tfsynth.augment import build_policy
+    from tfsynth.augment import ops as aug_ops
+    from tfsynth.data.pipeline import to_unit_range
+    from tfsynth.io import atomic_write_json
+
+    images, _ = tfsynth.load_dataset("mnist-10k").numpy()
+    x = tf.constant(images[:BATCH])
+    h, w = x.shape[1], x.shape[2]
+    policy = build_policy("digits", seed=0)
+    fused = policy._fused_fn()
+    seed = tf.constant([0, 1], tf.int64)
+    layers = policy.op_layers
+
+    def grid_only(images):
+        draw = aug_ops.StatelessSeed(seed)
+        matrix, elastic = aug_ops.identity_matrices(BATCH), []
+        for layer in layers:
+            t = layer.get_random_transformation(images, training=True, seed=draw)
+            if isinstance(layer, aug_ops.ElasticDistortion):
+                elastic.append(t)
+            else:
+                matrix = tf.matmul(matrix, aug_ops.geometric_matrix(layer, t, h, w))
+        src_y, src_x = aug_ops.spline_source_grid(matrix, elastic[0], h, w)
+        return src_y + src_x
+
+    fixed_y, fixed_x = aug_ops.source_grid(aug_ops.identity_matrices(BATCH) * 1.05, h, w)
+
+    def sampler_only(images):
+        out = aug_ops.sample_images(tf.cast(images, tf.float32), fixed_y, fixed_x)
+        return to_unit_range(out)
+
+    jit = {
+        "call": tf.function(to_unit_range, jit_compile=True),
+        "grid": tf.function(grid_only, jit_compile=True),
+        "sampler": tf.function(sampler_only, jit_compile=True),
+        "fingerprint": tf.function(aug_ops.batch_fingerprint, jit_compile=True),
+    }
+    contenders = {
+        "call": lambda: jit["call"](x),
+        "policy": lambda: fused(x, True),
+        "grid": lambda: jit["grid"](x),
+        "sampler": lambda: jit["sampler"](x),
+        "fingerprint": lambda: jit["fingerprint"](x),
+    }
+    for fn in contenders.values():  # warm-up: traces and XLA compiles
+        cpu_ms_per_call(fn, 3)
+    runs = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            runs[name].append(cpu_ms_per_call(fn, calls))
+    ms = {k: statistics.median(v) for k, v in runs.items()}
+    # Net of the fixed call cost, per round, then the median.
+    net = {
+        k: statistics.median(a - c for a, c in zip(runs[k], runs["call"]))
+        for k in contenders
+        if k != "call"
+    }
+    nodes = len(fused.get_concrete_function(x, True).graph.as_graph_def().node)
+    for f in fused.get_concrete_function(x, True).graph.as_graph_def().library.function:
+        nodes += len(f.node_def)
+    result = {
+        "benchmark": "augment_kernel",
+        "policy": policy.spec,
+        "batch": [BATCH, h, w, 1],
+        "rounds": rounds,
+        "calls_per_round": calls,
+        "cpu_ms_per_call": ms,
+        "cpu_ms_net_of_call": net,
+        "runs": runs,
+        "fused_graph_nodes": nodes,
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }
+    print(f"{'part':<12}{'CPU ms/call':>12}{'net of call':>13}")
+    for name in contenders:
+        extra = f"{net[name]:>13.3f}" if name in net else ""
+        print(f"{name:<12}{ms[name]:>12.3f}{extra}")
+    print(f"fused function graph nodes: {nodes} (cores available: {result['cpu_affinity']})")
+    atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
