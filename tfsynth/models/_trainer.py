@@ -5,6 +5,42 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfsynth.errors import ConfigError
+
+
+class ConditionalTrainer(keras.Model):
+    """Base of the GAN and VAE trainers: label handling and `generate`.
+
+    Subclasses set `kind` (for messages) and provide `num_classes` and a
+    `sampler` property (the network `generate` runs).
+    """
+
+    kind = "model"
+
+    def _with_labels(self, x, labels):
+        """Network inputs: `[x, labels]` when class-conditional, else `x`."""
+        return [x, labels] if self.num_classes else x
+
+    def _unpack(self, data):
+        if isinstance(data, (tuple, list)):
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        if self.num_classes:
+            if labels is None:
+                raise ConfigError(f"a conditional {self.kind} needs (images, labels) batches")
+            labels = tf.cast(labels, tf.int32)
+        return tf.cast(images, self.compute_dtype), labels
+
+    def generate(self, noise, labels=None):
+        """Images in [-1, 1] (float32) for `noise` (N, latent_dim) and `labels` (N,)."""
+        if self.num_classes and labels is None:
+            raise ConfigError(f"labels: a conditional {self.kind} needs one label per noise vector")
+        noise = tf.convert_to_tensor(noise, tf.float32)
+        labels = None if labels is None else tf.cast(labels, tf.int32)
+        return tf.cast(self.sampler(self._with_labels(noise, labels), training=False), tf.float32)
+
 
 def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
     """Adam with the DCGAN settings (lr 2e-4, beta_1 0.5)."""

@@ -13,7 +13,7 @@ from tfsynth.models.diffaugment import diff_augment, parse_policy
 
 
 @keras.saving.register_keras_serializable(package="tfsynth")
-class GAN(keras.Model):
+class GAN(_trainer.ConditionalTrainer):
     """A generator/discriminator pair trained with a custom `train_step`.
 
     One class covers the usual families through `loss`:
@@ -59,6 +59,8 @@ class GAN(keras.Model):
     >>> gan.generate(np.zeros((3, 8), "float32"), np.array([0, 1, 1])).shape
     TensorShape([3, 16, 16, 1])
     """
+
+    kind = "GAN"
 
     def __init__(
         self,
@@ -175,36 +177,12 @@ class GAN(keras.Model):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def _g_inputs(self, noise, labels):
-        return [noise, labels] if self.num_classes else noise
-
     def _critic(self, images, labels, seed, training=True):
         if self._augment:
             images = diff_augment(images, self._augment, seed)
-        inputs = [images, labels] if self.num_classes else images
-        return self.discriminator(inputs, training=training)
-
-    def generate(self, noise, labels=None):
-        """Images in [-1, 1] (float32) for `noise` (N, latent_dim) and `labels` (N,)."""
-        if self.num_classes and labels is None:
-            raise ConfigError("labels: a conditional GAN needs one label per noise vector")
-        noise = tf.convert_to_tensor(noise, tf.float32)
-        labels = None if labels is None else tf.cast(labels, tf.int32)
-        return tf.cast(self.sampler(self._g_inputs(noise, labels), training=False), tf.float32)
+        return self.discriminator(self._with_labels(images, labels), training=training)
 
     # -- training ------------------------------------------------------------
-    def _unpack(self, data):
-        if isinstance(data, (tuple, list)):
-            images = data[0]
-            labels = data[1] if len(data) > 1 else None
-        else:
-            images, labels = data, None
-        if self.num_classes:
-            if labels is None:
-                raise ConfigError("a conditional GAN needs (images, labels) batches")
-            labels = tf.cast(labels, tf.int32)
-        return tf.cast(images, self.compute_dtype), labels
-
     def _penalty(self, real, fake, labels, seed):
         def critic(x):
             # The penalty is taken on the augmented images too when DiffAugment is on.
@@ -225,7 +203,7 @@ class GAN(keras.Model):
             seed = _trainer.replica_seed(self.seed_generator.next())
             noise = tf.random.stateless_normal([batch, self.latent_dim], seed=seed)
             with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-                fake = self.generator(self._g_inputs(noise, labels), training=True)
+                fake = self.generator(self._with_labels(noise, labels), training=True)
                 real_logits = self._critic(real, labels, seed)
                 fake_logits = self._critic(fake, labels, seed)
                 d_loss = self._d_loss_fn(real_logits, fake_logits)
@@ -242,7 +220,7 @@ class GAN(keras.Model):
             for _ in range(self.n_critic):
                 seed = _trainer.replica_seed(self.seed_generator.next())
                 noise = tf.random.stateless_normal([batch, self.latent_dim], seed=seed)
-                fake = self.generator(self._g_inputs(noise, labels), training=True)
+                fake = self.generator(self._with_labels(noise, labels), training=True)
                 with tf.GradientTape() as d_tape:
                     real_logits = self._critic(real, labels, seed)
                     fake_logits = self._critic(fake, labels, seed)
@@ -255,7 +233,7 @@ class GAN(keras.Model):
             seed = _trainer.replica_seed(self.seed_generator.next())
             noise = tf.random.stateless_normal([batch, self.latent_dim], seed=seed)
             with tf.GradientTape() as g_tape:
-                fake = self.generator(self._g_inputs(noise, labels), training=True)
+                fake = self.generator(self._with_labels(noise, labels), training=True)
                 g_loss = self._g_loss_fn(self._critic(fake, labels, seed))
                 g_scaled = _trainer.scaled(self.g_optimizer, g_loss)
             _trainer.apply_gradients(

@@ -12,7 +12,7 @@ from tfsynth.models import _trainer, losses, networks
 
 
 @keras.saving.register_keras_serializable(package="tfsynth")
-class VAE(keras.Model):
+class VAE(_trainer.ConditionalTrainer):
     """A (conditional) variational autoencoder with a custom `train_step`.
 
     The loss is the Bernoulli reconstruction term (pixels in [-1, 1] read as
@@ -40,6 +40,8 @@ class VAE(keras.Model):
     >>> vae.generate(np.zeros((2, 4), "float32")).shape
     TensorShape([2, 16, 16, 1])
     """
+
+    kind = "VAE"
 
     def __init__(
         self,
@@ -98,33 +100,10 @@ class VAE(keras.Model):
         config = _trainer.deserialize(config, ("optimizer",))
         self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
 
-    def _with_labels(self, x, labels):
-        return [x, labels] if self.num_classes else x
-
     def call(self, inputs, training=False):
         images, labels = self._unpack(inputs)
         z_mean, _ = self.encoder(self._with_labels(images, labels), training=training)
         return self.decoder(self._with_labels(z_mean, labels), training=training)
-
-    def generate(self, noise, labels=None):
-        """Decodes `noise` (N, latent_dim) (for `labels` (N,) in a CVAE) to [-1, 1] images."""
-        if self.num_classes and labels is None:
-            raise ConfigError("labels: a conditional VAE needs one label per noise vector")
-        noise = tf.convert_to_tensor(noise, tf.float32)
-        labels = None if labels is None else tf.cast(labels, tf.int32)
-        return tf.cast(self.decoder(self._with_labels(noise, labels), training=False), tf.float32)
-
-    def _unpack(self, data):
-        if isinstance(data, (tuple, list)):
-            images = data[0]
-            labels = data[1] if len(data) > 1 else None
-        else:
-            images, labels = data, None
-        if self.num_classes:
-            if labels is None:
-                raise ConfigError("a conditional VAE needs (images, labels) batches")
-            labels = tf.cast(labels, tf.int32)
-        return tf.cast(images, self.compute_dtype), labels
 
     def train_step(self, data):
         images, labels = self._unpack(data)
