@@ -112,9 +112,8 @@ def main(argv=None) -> int:
         for k in contenders
         if k != "call"
     }
-    nodes = len(fused.get_concrete_function(x, True).graph.as_graph_def().node)
-    for f in fused.get_concrete_function(x, True).graph.as_graph_def().library.function:
-        nodes += len(f.node_def)
+    graph_def = fused.get_concrete_function(x, True).graph.as_graph_def()
+    nodes = len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
     result = {
         "benchmark": "augment_kernel",
         "policy": policy.spec,
