@@ -6,13 +6,19 @@ medians:
 
 - call: a trivial compiled function (uint8 -> [-1, 1]); the fixed cost of
   one compiled call from Python, included in every row below;
-- policy: the whole fused policy call (`map_batch(..., normalize=True)`:
-  fingerprint, draws, spline source grid, sampler, scaling);
-- grid: fingerprint-free draws plus the spline source grid only;
-- sampler: the bilinear sampler on a fixed source grid only;
-- fingerprint: `ops.batch_fingerprint` only.
+- policy: the whole policy call with a given batch seed
+  (`map_batch(..., normalize=True, seed=...)`, what `to_tf_dataset`
+  runs): two XLA computations, draws + source grid + quad packing, then
+  the sampler and the scaling to [-1, 1];
+- grid: the draws plus the spline source grid only;
+- pack: `ops.pack_quads` only;
+- sampler_quads: `ops.sample_quads` on a fixed source grid, from quads
+  packed beforehand (what the policy's second computation does);
+- sampler_gathers: `ops.sample_images` on the same grid (four byte
+  gathers per pixel, the general sampler);
+- fingerprint: `ops.batch_fingerprint` only (`map_batch` without a seed).
 
-It also counts the graph nodes of the fused function, which set the
+It also counts the graph nodes of the policy function, which set the
 per-iterator setup cost of a tf.data pipeline (function instantiation).
 Run it pinned to one core to see single-threaded costs:
 
@@ -64,7 +70,7 @@ def main(argv=None) -> int:
     x = tf.constant(images[:BATCH])
     h, w = x.shape[1], x.shape[2]
     policy = build_policy("digits", seed=0)
-    fused = policy._fused_fn()
+    compiled = policy.compiled()
     seed = tf.constant([0, 1], tf.int64)
     layers = policy.op_layers
 
@@ -81,22 +87,30 @@ def main(argv=None) -> int:
         return src_y + src_x
 
     fixed_y, fixed_x = aug_ops.source_grid(aug_ops.identity_matrices(BATCH) * 1.05, h, w)
+    quads = aug_ops.pack_quads(x)
 
-    def sampler_only(images):
+    def sampler_quads(quads):
+        return to_unit_range(aug_ops.sample_quads(quads, fixed_y, fixed_x))
+
+    def sampler_gathers(images):
         out = aug_ops.sample_images(tf.cast(images, tf.float32), fixed_y, fixed_x)
         return to_unit_range(out)
 
     jit = {
         "call": tf.function(to_unit_range, jit_compile=True),
         "grid": tf.function(grid_only, jit_compile=True),
-        "sampler": tf.function(sampler_only, jit_compile=True),
+        "pack": tf.function(aug_ops.pack_quads, jit_compile=True),
+        "sampler_quads": tf.function(sampler_quads, jit_compile=True),
+        "sampler_gathers": tf.function(sampler_gathers, jit_compile=True),
         "fingerprint": tf.function(aug_ops.batch_fingerprint, jit_compile=True),
     }
     contenders = {
         "call": lambda: jit["call"](x),
-        "policy": lambda: fused(x, True),
+        "policy": lambda: compiled(x, None, seed, True)[0],
         "grid": lambda: jit["grid"](x),
-        "sampler": lambda: jit["sampler"](x),
+        "pack": lambda: jit["pack"](x),
+        "sampler_quads": lambda: jit["sampler_quads"](quads),
+        "sampler_gathers": lambda: jit["sampler_gathers"](x),
         "fingerprint": lambda: jit["fingerprint"](x),
     }
     for fn in contenders.values():  # warm-up: traces and XLA compiles
@@ -112,7 +126,7 @@ def main(argv=None) -> int:
         for k in contenders
         if k != "call"
     }
-    graph_def = fused.get_concrete_function(x, True).graph.as_graph_def()
+    graph_def = compiled.get_concrete_function(x, None, seed, True).graph.as_graph_def()
     nodes = len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
     result = {
         "benchmark": "augment_kernel",
@@ -123,16 +137,16 @@ def main(argv=None) -> int:
         "cpu_ms_per_call": ms,
         "cpu_ms_net_of_call": net,
         "runs": runs,
-        "fused_graph_nodes": nodes,
+        "policy_graph_nodes": nodes,
         "cpu_affinity": len(os.sched_getaffinity(0)),
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
     }
-    print(f"{'part':<12}{'CPU ms/call':>12}{'net of call':>13}")
+    print(f"{'part':<16}{'CPU ms/call':>12}{'net of call':>13}")
     for name in contenders:
         extra = f"{net[name]:>13.3f}" if name in net else ""
-        print(f"{name:<12}{ms[name]:>12.3f}{extra}")
-    print(f"fused function graph nodes: {nodes} (cores available: {result['cpu_affinity']})")
+        print(f"{name:<16}{ms[name]:>12.3f}{extra}")
+    print(f"policy function graph nodes: {nodes} (cores available: {result['cpu_affinity']})")
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0

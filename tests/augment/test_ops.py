@@ -218,3 +218,21 @@ def test_spline_source_grid_equals_the_per_pixel_affine_map():
     x = tf.constant(make_arrays(b, h, w, 1)[0], tf.float32)
     fast = ops.warp_xla(x, m, (t,), affine=True)
     np.testing.assert_allclose(fast.numpy(), ops.warp_xla(x, m, (t,)).numpy(), atol=0.05)
+
+
+@pytest.mark.parametrize("channels,fill", [(1, 0), (3, 200)])
+def test_quad_sampler_equals_the_gather_sampler(channels, fill):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 9, 7, channels), dtype=np.uint8)
+    ys, xs = np.meshgrid(np.arange(9.0), np.arange(7.0), indexing="ij")
+    # in-image, fractional, just outside and far outside (clamped into the padding)
+    src_y = (ys * 1.7 - 4.3 + rng.normal(0, 2, (3, 9, 7))).astype(np.float32)
+    src_x = (xs * 1.9 - 5.1 + rng.normal(0, 2, (3, 9, 7))).astype(np.float32)
+    src_y[0, 0, 0], src_x[0, 0, 1] = -40.5, 55.25
+    want = ops.sample_images(tf.constant(x, tf.float32), src_y, src_x, fill_value=fill)
+    got = ops.sample_quads(ops.pack_quads(x, fill), src_y, src_x)
+    assert got.shape == x.shape and got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-4)
+    assert ops.uses_quads(tf.uint8, "constant", "bilinear")
+    assert not ops.uses_quads(tf.float32, "constant", "bilinear")
+    assert not ops.uses_quads(tf.uint8, "reflect", "bilinear")

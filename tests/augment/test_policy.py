@@ -199,15 +199,35 @@ def test_augment_normalize_fuses_the_scaling_into_the_warp():
     np.testing.assert_allclose(x.numpy(), images / 127.5 - 1.0, atol=1e-6)
 
 
-def test_fused_map_batch_equals_the_general_path():
-    # `digits` is one warp: fingerprint + draws + warp run as one XLA call.
+def test_map_batch_seeds_from_the_fingerprint_or_the_given_seed():
     images, labels = make_arrays(8, 16, 16, 1, num_classes=3)
     policy = build_policy("digits", seed=5)
-    assert policy._single_warp and not build_policy("digits,erase:0.5")._single_warp
     fused, _ = policy.map_batch(tf.constant(images), labels)
     seed = [5, int(ops.batch_fingerprint(images))]
     general, _ = policy.compiled()(images, labels, seed, False)
     np.testing.assert_array_equal(fused.numpy(), general.numpy())
+    # with an explicit batch seed (what to_tf_dataset passes)
+    seeded, _ = policy.map_batch(tf.constant(images), labels, seed=tf.constant([5, 9], tf.int64))
+    general, _ = policy.compiled()(images, labels, [5, 9], False)
+    np.testing.assert_array_equal(seeded.numpy(), general.numpy())
+    assert not np.array_equal(seeded.numpy(), fused.numpy())
+
+
+def test_to_tf_dataset_augment_seeds_every_epoch_anew_and_reproducibly():
+    images, labels = make_arrays(16, 16, 16, 1, num_classes=3)
+    ds = ImageDataset(images, labels)
+
+    def two_epochs(seed):
+        # no shuffle: the batches are the same, only the augmentation differs
+        pipe = ds.to_tf_dataset(batch_size=4, seed=seed, shuffle=False, augment="digits")
+        return [np.concatenate([x.numpy() for x, _ in pipe]) for _ in range(2)]
+
+    a1, a2 = two_epochs(0)
+    b1, b2 = two_epochs(0)
+    np.testing.assert_array_equal(a1, b1)  # same seed, same epochs
+    np.testing.assert_array_equal(a2, b2)
+    assert not np.array_equal(a1, a2)  # a new epoch, new augmentations
+    assert not np.array_equal(a1, two_epochs(1)[0])  # another seed
 
 
 @pytest.mark.parametrize("spec", ["digits", "digits,erase:0.5"])

@@ -172,6 +172,83 @@ def sample_images(
     return top * (1.0 - wy) + bottom * wy
 
 
+# Source rows and columns -QUAD_PAD .. H + QUAD_PAD - 1 exist in the packed
+# quads; clamping a corner into that band reads only fill pixels.
+QUAD_PAD = 2
+
+
+def uses_quads(dtype, fill_mode: str, interpolation: str) -> bool:
+    """Whether `pack_quads` + `sample_quads` can resample these images.
+
+    They cover uint8 images with a constant fill and bilinear
+    interpolation (the `digits` preset and any `fill:constant` policy on
+    the uint8 batches of `to_tf_dataset`); `sample_images` does the rest.
+    """
+    return (
+        tf.as_dtype(dtype) == tf.uint8 and fill_mode == "constant" and interpolation == "bilinear"
+    )
+
+
+def pack_quads(images: tf.Tensor, fill_value=0) -> tf.Tensor:
+    """uint8 images (B, H, W, C) -> int32 2x2 neighbourhoods for `sample_quads`.
+
+    The images are padded by `QUAD_PAD` pixels of `fill_value` on every
+    side; element (b, i, j, c) of the result, shape (B, H + 2P, W + 2P, C),
+    holds the padded pixels (i, j), (i, j + 1), (i + 1, j) and (i + 1, j + 1)
+    in its bytes 0-3. A bilinear read is then one gather instead of four.
+    Packing costs one pass over the batch; the gain only shows when the
+    result is materialized, i.e. computed by a separate XLA computation
+    from the sampler (inside one computation XLA fuses the packing into
+    the gather and redoes it for every output pixel).
+
+    >>> import numpy as np
+    >>> q = pack_quads(np.arange(4, dtype=np.uint8).reshape(1, 2, 2, 1)).numpy()
+    >>> [int(q[0, 2, 2, 0]) >> (8 * k) & 255 for k in range(4)]
+    [0, 1, 2, 3]
+    """
+    x = tf.convert_to_tensor(images)
+    p = QUAD_PAD
+    fill = tf.cast(fill_value, x.dtype)
+    x = tf.cast(tf.pad(x, [[0, 0], [p, p + 1], [p, p + 1], [0, 0]], constant_values=fill), tf.int32)
+    shift = tf.bitwise.left_shift
+    return (
+        x[:, :-1, :-1]
+        | shift(x[:, :-1, 1:], 8)
+        | shift(x[:, 1:, :-1], 16)
+        | shift(x[:, 1:, 1:], 24)
+    )
+
+
+def sample_quads(quads: tf.Tensor, src_y: tf.Tensor, src_x: tf.Tensor) -> tf.Tensor:
+    """Bilinear resampling (B, H, W, C) float32 from `pack_quads` output.
+
+    The same result as `sample_images(images, src_y, src_x,
+    fill_mode="constant", fill_value=fill)` for the packed uint8 images
+    (up to float rounding): a corner outside the image reads the fill, and
+    a position farther out than `QUAD_PAD` is clamped into the padding,
+    where all four corners are fill. One int32 gather per pixel instead of
+    four byte gathers: `bench/augment_kernel.py` times both.
+    """
+    shape = tf.shape(quads)
+    b, hq, wq = shape[0], quads.shape[1], quads.shape[2]
+    c = quads.shape[-1]
+    h, w = hq - 2 * QUAD_PAD, wq - 2 * QUAD_PAD
+    y0f, x0f = tf.floor(src_y), tf.floor(src_x)
+    wy = (src_y - y0f)[..., None]
+    wx = (src_x - x0f)[..., None]
+    y0 = tf.clip_by_value(tf.cast(y0f, tf.int32), -QUAD_PAD, h) + QUAD_PAD
+    x0 = tf.clip_by_value(tf.cast(x0f, tf.int32), -QUAD_PAD, w) + QUAD_PAD
+    rows = tf.reshape(tf.range(b) * (hq * wq), [-1, 1, 1]) + y0 * wq + x0
+    v = tf.gather(tf.reshape(quads, [-1, c]), rows)
+
+    def corner(k):
+        return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(v, 8 * k), 255), tf.float32)
+
+    top = corner(0) * (1.0 - wx) + corner(1) * wx
+    bottom = corner(2) * (1.0 - wx) + corner(3) * wx
+    return top * (1.0 - wy) + bottom * wy
+
+
 def identity_matrices(batch_size) -> tf.Tensor:
     """(B, 3, 3) identity transforms."""
     return tf.eye(3, batch_shape=[batch_size], dtype=tf.float32)
@@ -253,6 +330,31 @@ def geometric_matrix(layer, transformation, height, width) -> tf.Tensor | None:
     return None
 
 
+def warp_grid(
+    matrices: tf.Tensor, elastic: tuple | None, height: int, width: int, affine: bool = False
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Source coordinates (src_y, src_x), each (B, H, W), of a composed warp.
+
+    `matrices` (B, 3, 3) and `elastic` as in `warp`. With `affine` and one
+    elastic field the grid is interpolated from the control points
+    (`spline_source_grid`); otherwise the fields are summed per pixel.
+    """
+    if affine and elastic and len(elastic) == 1:
+        return spline_source_grid(matrices, elastic[0], height, width)
+    displacement = None
+    for t in elastic or ():
+        d = elastic_field(t["noise"], height, width, t["step"]) * t["alpha"]
+        displacement = d if displacement is None else displacement + d
+    return source_grid(matrices, height, width, displacement, affine)
+
+
+def cast_output(images: tf.Tensor, output_dtype: str) -> tf.Tensor:
+    """Float resampler output -> `output_dtype`; uint8 is rounded and clipped to [0, 255]."""
+    if output_dtype == "uint8":
+        return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.uint8)
+    return tf.cast(images, output_dtype)
+
+
 def warp(
     images: tf.Tensor,
     matrices: tf.Tensor,
@@ -266,24 +368,15 @@ def warp(
     """Warps images (B, H, W, C) by matrices (B, 3, 3) and elastic fields.
 
     One resampling for any composition of affine ops and elastic
-    distortions (see `source_grid` and `sample_images`). `elastic` is a
+    distortions (see `warp_grid` and `sample_images`). `elastic` is a
     tuple of ElasticDistortion transformations, whose fields are summed.
     `affine=True` promises that the matrices' last row is (0, 0, 1), as for
-    every Keras geometric layer; with one elastic field the source grid is
-    then interpolated from the control points (`spline_source_grid`). Any
-    input dtype is read as float; a uint8 `output_dtype` rounds and clips
-    to [0, 255]. Bilinear weights are convex, so the output stays in the
-    input's value range.
+    every Keras geometric layer. Any input dtype is read as float; a uint8
+    `output_dtype` rounds and clips to [0, 255]. Bilinear weights are
+    convex, so the output stays in the input's value range.
     """
     h, w = images.shape[1], images.shape[2]
-    if affine and elastic and len(elastic) == 1:
-        src_y, src_x = spline_source_grid(matrices, elastic[0], h, w)
-    else:
-        displacement = None
-        for t in elastic or ():
-            d = elastic_field(t["noise"], h, w, t["step"]) * t["alpha"]
-            displacement = d if displacement is None else displacement + d
-        src_y, src_x = source_grid(matrices, h, w, displacement, affine)
+    src_y, src_x = warp_grid(matrices, elastic, h, w, affine)
     out = sample_images(
         tf.cast(images, tf.float32),
         src_y,
@@ -292,9 +385,7 @@ def warp(
         fill_value=fill_value,
         interpolation=interpolation,
     )
-    if output_dtype == "uint8":
-        return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8)
-    return tf.cast(out, output_dtype)
+    return cast_output(out, output_dtype)
 
 
 def spline_source_grid(matrices: tf.Tensor, elastic: dict, height: int, width: int):
@@ -317,8 +408,8 @@ def spline_source_grid(matrices: tf.Tensor, elastic: dict, height: int, width: i
         cx[None, None, :] + noise[..., 1] * scale,
         affine=True,
     )
-    grid = _upsample(_upsample(tf.stack([src_y, src_x], -1), step, width, 2), step, height, 1)
-    return grid[..., 0], grid[..., 1]
+    # Each coordinate on its own: no (..., 2) interleaving to split afterwards.
+    return tuple(_upsample(_upsample(c, step, width, 2), step, height, 1) for c in (src_y, src_x))
 
 
 # XLA fuses the casts, the coordinate arithmetic and the four gathers into

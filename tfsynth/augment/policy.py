@@ -249,7 +249,7 @@ class AugmentationPolicy(keras.layers.Layer):
 
     With `training=False` the layer is the identity. Randomness comes from
     a `seed` tensor when one is passed (stateless and reproducible, what
-    `map_batch` and `augment_batches` do), otherwise from the layer's own
+    `to_tf_dataset(augment=...)` and `augment_batches` do), otherwise from the layer's own
     `SeedGenerator` (for use inside a model).
 
     Use it three ways:
@@ -307,10 +307,7 @@ class AugmentationPolicy(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self._compiled = None
-        self._fused = None
         self._warp_fns = {}
-        # All ops geometric (e.g. `digits`): the whole policy is one warp.
-        self._single_warp = len(self._stages) == 1 and OPS[self.op_names[0]].kind == "geometric"
 
     def __repr__(self) -> str:
         return f"AugmentationPolicy({self.spec!r}, seed={self.seed})"
@@ -349,19 +346,18 @@ class AugmentationPolicy(keras.layers.Layer):
         # Geometric stages are linear in intensity, so they run on the input
         # as it is (uint8, or float in [-1, 1] with the fill value mapped);
         # only the other ops need float [0, 255]. For an all-geometric policy
-        # such as `digits` the whole batch is then one XLA call.
+        # such as `digits` the whole batch is then one warp (`_warp_fn`).
         unit = in_dtype != tf.uint8
         x = images
         for k, stage in enumerate(self._stages):
-            stage_seed = aug_ops.fold_seed(seed, k)
             kind = OPS[self.op_names[stage[0]]].kind
-            if kind == "geometric":
+            if kind == "geometric":  # stage seed folded in inside the warp's XLA call
                 if k == len(self._stages) - 1:  # the last stage writes the output
                     output = "unit" if normalize else in_dtype.name
-                    return self._warp_fn(k)(x, stage_seed, unit, output), labels
-                x = self._warp_fn(k)(x, stage_seed, unit, "float32")
+                    return self._warp_fn(k)(x, seed, unit, output), labels
+                x = self._warp_fn(k)(x, seed, unit, "float32")
                 continue
-            draw = aug_ops.StatelessSeed(stage_seed)
+            draw = aug_ops.StatelessSeed(aug_ops.fold_seed(seed, k))
             if unit:
                 x = (tf.cast(x, tf.float32) + 1.0) * 127.5
                 unit = False
@@ -380,24 +376,53 @@ class AugmentationPolicy(keras.layers.Layer):
         return tf.cast(tf.clip_by_value(x, -1.0, 1.0), in_dtype), labels
 
     def _warp_fn(self, k):
-        # One XLA computation per geometric stage: the random draws of its
-        # layers, the composed matrix, the elastic field and the resampling
-        # all fuse into one kernel launch instead of ~100 small TF ops.
+        # A geometric stage is two XLA computations. The first draws the
+        # layers' random parameters and computes the source grid (composed
+        # matrix, elastic field) - about 100 small TF ops otherwise - and,
+        # for uint8 images with a constant fill, packs each pixel's 2x2
+        # neighbourhood into one int32 (`ops.pack_quads`). The second
+        # resamples and writes the output. Two computations, because XLA
+        # would fuse the packing into the sampler's gather and redo it per
+        # pixel; materialized, a bilinear read is one gather instead of four
+        # (`bench/augment_kernel.py`).
         fn = self._warp_fns.get(k)
         if fn is None:
             layers = [self.op_layers[i] for i in self._stages[k]]
 
-            def warp_stage(x, seed, unit, output):
-                # output: a dtype name, or "unit" for float32 in [-1, 1] from uint8
-                draw = aug_ops.StatelessSeed(seed)
-                if output == "unit":
-                    return to_unit_range(self._warp(x, layers, draw, unit, "float32"))
-                return self._warp(x, layers, draw, unit, output)
+            def grid(x, seed, quads):
+                draw = aug_ops.StatelessSeed(aug_ops.fold_seed(seed, k))
+                src_y, src_x = self._grid(x, layers, draw)
+                return src_y, src_x, (aug_ops.pack_quads(x) if quads else None)
 
-            fn = self._warp_fns[k] = tf.function(warp_stage, jit_compile=True)
+            def sample(source, src_y, src_x, quads, unit, output):
+                # output: a dtype name, or "unit" for float32 in [-1, 1] from uint8
+                if quads:
+                    out = aug_ops.sample_quads(source, src_y, src_x)
+                else:
+                    out = aug_ops.sample_images(
+                        tf.cast(source, tf.float32),
+                        src_y,
+                        src_x,
+                        fill_mode=self.fill_mode,
+                        fill_value=-1.0 if unit else 0.0,  # black in either range
+                    )
+                if output == "unit":
+                    return to_unit_range(out)
+                return aug_ops.cast_output(out, output)
+
+            grid_xla = tf.function(grid, jit_compile=True)
+            sample_xla = tf.function(sample, jit_compile=True)
+
+            def fn(x, seed, unit, output):
+                quads = aug_ops.uses_quads(x.dtype, self.fill_mode, "bilinear")
+                src_y, src_x, packed = grid_xla(x, seed, quads)
+                return sample_xla(packed if quads else x, src_y, src_x, quads, unit, output)
+
+            self._warp_fns[k] = fn
         return fn
 
-    def _warp(self, x, layers, draw, unit, out_dtype):
+    def _grid(self, x, layers, draw):
+        # Source coordinates of the stage's composed warp.
         h, w = x.shape[1], x.shape[2]
         matrix = aug_ops.identity_matrices(tf.shape(x)[0])
         elastic = []
@@ -408,15 +433,8 @@ class AugmentationPolicy(keras.layers.Layer):
                 continue
             # Applying A then B reads the input at M_A @ M_B @ p.
             matrix = tf.matmul(matrix, aug_ops.geometric_matrix(layer, t, h, w))
-        return aug_ops.warp(
-            x,
-            matrix,
-            tuple(elastic),
-            fill_mode=self.fill_mode,
-            fill_value=-1.0 if unit else 0.0,  # black in either range
-            output_dtype=out_dtype,
-            affine=True,  # every geometric layer here is affine (see geometric_matrix)
-        )
+        # Every geometric layer here is affine (see geometric_matrix).
+        return aug_ops.warp_grid(matrix, tuple(elastic), h, w, affine=True)
 
     def _soft_labels(self, labels):
         labels = tf.convert_to_tensor(labels)
@@ -434,37 +452,26 @@ class AugmentationPolicy(keras.layers.Layer):
             self._compiled = tf.function(self.augment)
         return self._compiled
 
-    def map_batch(self, images, labels, normalize=False):
+    def map_batch(self, images, labels, normalize=False, seed=None):
         """(images, labels) -> augmented (images, labels), for `tf.data.Dataset.map`.
 
-        The seed of each batch is derived from the policy seed and a
+        `seed` is the batch's stateless seed (int [2]).
+        `ImageDataset.to_tf_dataset(..., augment=policy)` passes one from a
+        seeded `tf.data.Dataset.random` stream zipped with the batches (the
+        TensorFlow data augmentation guide's pattern), so the same shuffle
+        seed gives the same augmented epochs and every epoch gets new ones.
+        Without `seed` (e.g. `to_tf_dataset(..., map_batch=policy.map_batch)`,
+        which has no seed stream), it is derived from the policy seed and a
         fingerprint of the batch's pixels (`ops.batch_fingerprint`), not
         from a counter, so the result does not depend on which parallel call
-        of `map` runs first: the same input order (same shuffle seed) gives
-        the same augmented epoch, and a reshuffled epoch gets new
-        augmentations. `normalize=True` takes uint8 batches and returns
-        float32 in [-1, 1] (see `augment`); that is what
-        `ImageDataset.to_tf_dataset(..., augment=policy)` uses. Or pass it as
-        `to_tf_dataset(..., map_batch=policy.map_batch)` to augment batches
-        that are already normalized.
+        of `map` runs first. `normalize=True` takes uint8 batches and returns
+        float32 in [-1, 1] (see `augment`).
         """
-        if self._single_warp:
-            # Fingerprint, draws and warp in one XLA call.
-            return self._fused_fn()(images, normalize), labels
-        seed = tf.stack([tf.constant(self.seed, tf.int64), _fingerprint_xla(images)])
+        if seed is None:
+            seed = tf.stack([tf.constant(self.seed, tf.int64), _fingerprint_xla(images)])
+        if tf.inside_function():  # e.g. a tf.data map: inline, no nested function call
+            return self.augment(images, labels, seed, normalize)
         return self.compiled()(images, labels, seed, normalize)
-
-    def _fused_fn(self):
-        if self._fused is None:
-
-            def fused(images, normalize):
-                seed = tf.stack(
-                    [tf.constant(self.seed, tf.int64), aug_ops.batch_fingerprint(images)]
-                )
-                return self.augment(images, None, seed, normalize)[0]
-
-            self._fused = tf.function(fused, jit_compile=True)
-        return self._fused
 
     # -- Keras layer interface --------------------------------------------------
     def build(self, input_shape):

@@ -81,10 +81,19 @@ def make_pipeline(
         from tfsynth.augment import build_policy  # tfsynth.augment builds on this module
 
         policy = build_policy(augment, seed=seed)
-        ds = ds.map(
-            lambda x, y: policy.map_batch(x, y, normalize=normalize),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        # One stateless seed per batch from a seeded random stream, new every
+        # epoch (each iteration of the dataset), as in TensorFlow's data
+        # augmentation guide. Hashing the pixels instead (what `map_batch`
+        # does without a seed) cost a full extra pass over the batch, and
+        # repeated the same augmentations every epoch without shuffling.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        policy_seed = tf.constant(policy.seed, tf.int64)
+
+        def augment_batch(batch, s):
+            x, y = batch
+            return policy.map_batch(x, y, normalize=normalize, seed=tf.stack([policy_seed, s]))
+
+        ds = tf.data.Dataset.zip(ds, seeds).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
     elif normalize:
         ds = ds.map(lambda x, y: (to_unit_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if map_batch is not None:
