@@ -255,7 +255,7 @@ class AugmentationPolicy(keras.layers.Layer):
     Use it three ways:
     - in a model: `keras.Sequential([policy, ...])` (augments during `fit`);
     - during training: `ds.to_tf_dataset(64, augment=policy)` (uint8 batches in,
-      [-1, 1] floats out, one XLA kernel per batch for geometric policies);
+      [-1, 1] floats out, two XLA computations per batch for geometric policies);
     - materialized: `tfsynth.augment.augment_to_dir(ds, policy, n, out=...)`.
 
     Args:
@@ -351,7 +351,7 @@ class AugmentationPolicy(keras.layers.Layer):
         x = images
         for k, stage in enumerate(self._stages):
             kind = OPS[self.op_names[stage[0]]].kind
-            if kind == "geometric":  # stage seed folded in inside the warp's XLA call
+            if kind == "geometric":  # the stage seed is folded in inside the warp's XLA call
                 if k == len(self._stages) - 1:  # the last stage writes the output
                     output = "unit" if normalize else in_dtype.name
                     return self._warp_fn(k)(x, seed, unit, output), labels
