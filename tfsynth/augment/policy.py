@@ -396,16 +396,14 @@ class AugmentationPolicy(keras.layers.Layer):
 
             def sample(source, src_y, src_x, quads, unit, output):
                 # output: a dtype name, or "unit" for float32 in [-1, 1] from uint8
-                if quads:
-                    out = aug_ops.sample_quads(source, src_y, src_x)
-                else:
-                    out = aug_ops.sample_images(
-                        tf.cast(source, tf.float32),
-                        src_y,
-                        src_x,
-                        fill_mode=self.fill_mode,
-                        fill_value=-1.0 if unit else 0.0,  # black in either range
-                    )
+                out = aug_ops.resample(
+                    source,
+                    src_y,
+                    src_x,
+                    fill_mode=self.fill_mode,
+                    fill_value=-1.0 if unit else 0.0,  # black in either range
+                    packed=quads,
+                )
                 if output == "unit":
                     return to_unit_range(out)
                 return aug_ops.cast_output(out, output)
