@@ -112,7 +112,7 @@ def test_custom_layers_are_identity_at_strength_zero():
 def test_elastic_field_is_smooth_with_unit_expected_rms():
     step = ops.elastic_step(0.12, 28, 28)
     n = ops.control_points(28, step)
-    noise = tf.random.stateless_uniform((64, n, n, 2), seed=[0, 1], minval=-1, maxval=1)
+    noise = ops.signed_uniform_pairs((64, n, n), seed=1)  # what ElasticDistortion draws
     field = ops.elastic_field(noise, 28, 28, step).numpy()
     assert (step, field.shape) == (6, (64, 28, 28, 2))
     # unit RMS on average over images (each image varies, as in Simard et al.)
@@ -120,6 +120,24 @@ def test_elastic_field_is_smooth_with_unit_expected_rms():
     # neighbouring pixels move together (smooth), unlike white noise
     step_size = np.abs(np.diff(field, axis=1)).mean()
     assert step_size < 0.3 * np.abs(field).mean()
+
+
+def test_signed_uniform_pairs_is_seeded_symmetric_uniform():
+    a = ops.signed_uniform_pairs((200, 50), seed=3).numpy()
+    assert a.shape == (200, 50, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, ops.signed_uniform_pairs((200, 50), seed=3).numpy())
+    assert not np.array_equal(a, ops.signed_uniform_pairs((200, 50), seed=4).numpy())
+    assert -1.0 < a.min() < -0.99 and 0.99 < a.max() < 1.0
+    # both halves of a word are uniform, with the variance elastic_field assumes
+    for half in (a[..., 0], a[..., 1]):
+        np.testing.assert_allclose([half.mean(), half.var()], [0.0, 1.0 / 3.0], atol=0.02)
+        counts = np.histogram(half, bins=10, range=(-1, 1))[0]
+        assert counts.min() > 0.85 * half.size / 10
+    # the two halves are not correlated
+    assert abs(np.corrcoef(a[..., 0].ravel(), a[..., 1].ravel())[0, 1]) < 0.03
+    # exactly symmetric about 0: value k maps to (k + 0.5) / 32768 - 1
+    k = np.round((a + 1.0) * 32768 - 0.5)
+    np.testing.assert_allclose((k + 0.5) / 32768 - 1.0, a, atol=1e-7)
 
 
 def test_bspline_upsampling_interpolates_exactly():
