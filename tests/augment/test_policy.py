@@ -249,3 +249,30 @@ def test_to_tf_dataset_augment_is_deterministic_and_normalized(spec):
     assert raw.dtype == np.uint8 and raw.shape == a.shape
     with pytest.raises(ConfigError, match="unknown op"):
         ds.to_tf_dataset(batch_size=4, augment="digits,bogus:1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "normalize", "sampler"),
+    [
+        ("digits", True, "sample_quads"),  # uint8 batches, constant fill: packed quads
+        ("digits", False, "sample_quads"),
+        ("fill:reflect,rotate:10", True, "sample_images"),  # other fills: four reads
+    ],
+)
+def test_to_tf_dataset_augment_traces_the_expected_sampler(monkeypatch, spec, normalize, sampler):
+    # The two samplers agree to float rounding (tests/augment/test_ops.py), so
+    # only the traced calls show which one the pipeline runs.
+    calls = []
+    for name in ("sample_quads", "sample_images"):
+        original = getattr(ops, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(ops, name, spy)
+    images, labels = make_arrays(8, 16, 16, 1, num_classes=3)
+    policy = build_policy(spec, seed=0)  # fresh: nothing traced yet
+    pipe = ImageDataset(images, labels).to_tf_dataset(4, augment=policy, normalize=normalize)
+    next(iter(pipe))
+    assert set(calls) == {sampler}
