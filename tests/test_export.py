@@ -61,7 +61,7 @@ def models(tmp_path_factory):
         m.compile()
         if name == "cgan":  # a real (tiny) trained model: one training step
             data = ImageDataset(*make_arrays(n=4)).to_tf_dataset(batch_size=4, shuffle=False)
-            m.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+            m.fit(data, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
         paths[name] = root / name / "model.keras"
         paths[name].parent.mkdir()
         m.save(paths[name])
