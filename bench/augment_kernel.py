@@ -72,18 +72,10 @@ def main(argv=None) -> int:
     policy = build_policy("digits", seed=0)
     compiled = policy.compiled()
     seed = tf.constant([0, 1], tf.int64)
-    layers = policy.op_layers
 
     def grid_only(images):
-        draw = aug_ops.StatelessSeed(seed)
-        matrix, elastic = aug_ops.identity_matrices(BATCH), []
-        for layer in layers:
-            t = layer.get_random_transformation(images, training=True, seed=draw)
-            if isinstance(layer, aug_ops.ElasticDistortion):
-                elastic.append(t)
-            else:
-                matrix = tf.matmul(matrix, aug_ops.geometric_matrix(layer, t, h, w))
-        src_y, src_x = aug_ops.spline_source_grid(matrix, elastic[0], h, w)
+        # The policy's own first-computation grid (draws, matrix, spline), less the packing.
+        src_y, src_x = policy._grid(images, policy.op_layers, aug_ops.StatelessSeed(seed))
         return src_y + src_x
 
     fixed_y, fixed_x = aug_ops.source_grid(aug_ops.identity_matrices(BATCH) * 1.05, h, w)
