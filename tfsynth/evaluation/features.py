@@ -31,10 +31,15 @@ import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError, DataError
-from tfsynth.evaluation.classifier import FEATURE_LAYER, accuracy, train_classifier
+from tfsynth.evaluation.classifier import (
+    DEFAULT_EPOCHS,
+    FEATURE_LAYER,
+    accuracy,
+    train_classifier,
+)
 
 # Bump when the domain classifier recipe changes, so old cache entries are not reused.
-DOMAIN_RECIPE_VERSION = 1
+DOMAIN_RECIPE_VERSION = 2
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 EXTRACTOR_HELP = "expected domain, inception, inception:WEIGHTS.h5 or keras:MODEL.keras:LAYER"
 
@@ -168,27 +173,24 @@ def dataset_fingerprint(dataset: ImageDataset) -> str:
     return h.hexdigest()
 
 
-def domain_extractor(
+def domain_classifier(
     train: ImageDataset,
     *,
-    test: ImageDataset | None = None,
-    epochs: int = 5,
+    epochs: int = DEFAULT_EPOCHS,
     seed: int = 0,
     batch_size: int = 64,
     width: int = 16,
     feature_dim: int = 128,
     min_steps: int = 300,
     cache_dir: str | os.PathLike | None | bool = None,
-) -> FeatureExtractor:
-    """The domain classifier trained on `train`, as a feature extractor.
+):
+    """The domain classifier trained on `train`: (keras.Model, cache info).
 
     The trained model is cached under ``cache_dir/domain/<key>/`` where the
     key hashes the dataset content and the recipe (epochs, seed, sizes), so
-    a second evaluation of the same real data skips training. `cache_dir`
-    None uses `default_cache_dir()`; False disables the cache.
-
-    `info()` reports ``extractor_test_accuracy`` (on `test`, when given),
-    ``extractor_train_examples`` and ``extractor_cached``.
+    the generator's validation, curation and evaluation of the same real
+    data share one training. `cache_dir` None uses `default_cache_dir()`;
+    False disables the cache.
     """
     import keras
 
@@ -230,16 +232,49 @@ def domain_extractor(
             except OSError:
                 # A read-only cache must not stop an evaluation; it only costs time.
                 entry = None
-    info: dict[str, Any] = {
+    info = {
         "extractor_train_examples": len(train),
         "extractor_epochs": epochs,
         "extractor_cached": bool(cached),
         "extractor_cache_key": key,
     }
+    return model, info
+
+
+def domain_extractor(
+    train: ImageDataset,
+    *,
+    test: ImageDataset | None = None,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    batch_size: int = 64,
+    width: int = 16,
+    feature_dim: int = 128,
+    min_steps: int = 300,
+    cache_dir: str | os.PathLike | None | bool = None,
+) -> FeatureExtractor:
+    """The domain classifier trained on `train` (see `domain_classifier`), as an extractor.
+
+    `info()` reports ``extractor_test_accuracy`` (on `test`, when given),
+    ``extractor_train_examples`` and ``extractor_cached``.
+    """
+    model, info = domain_classifier(
+        train,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        width=width,
+        feature_dim=feature_dim,
+        min_steps=min_steps,
+        cache_dir=cache_dir,
+    )
+    info = dict(info)
     if test is not None:
         info["extractor_test_accuracy"] = accuracy(model, test)
         info["extractor_test_examples"] = len(test)
-    return FeatureExtractor(model, FEATURE_LAYER, name="domain-classifier", info=info)
+    ext = FeatureExtractor(model, FEATURE_LAYER, name="domain-classifier", info=info)
+    ext.classifier = model
+    return ext
 
 
 def inception_weights_path() -> Path:
@@ -300,7 +335,7 @@ def build_extractor(
     *,
     train: ImageDataset | None = None,
     test: ImageDataset | None = None,
-    epochs: int = 5,
+    epochs: int = DEFAULT_EPOCHS,
     seed: int = 0,
     min_steps: int = 300,
     cache_dir: str | os.PathLike | None | bool = None,
