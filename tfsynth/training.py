@@ -22,6 +22,7 @@ checkpoint as model.keras.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -46,6 +47,8 @@ STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
 # Default epochs per model for small datasets such as mnist-10k[:8000].
 DEFAULT_EPOCHS = {"dcgan": 20, "hinge": 20, "cgan": 20, "wgan-gp": 20, "vae": 20, "cvae": 20}
 CHECKPOINT_DIR = "checkpoint"
+CLASSIFIER_FILE = "classifier.keras"
+LAST_FILE = "last.keras"
 STATE_FILE = "state.json"
 
 
@@ -299,11 +302,39 @@ def _read_state(ckpt: Path) -> dict | None:
         ) from None
 
 
+# Epochs of at least this many steps when training to a step budget, so that
+# per-epoch work (checkpoint, sample grid, validation) stays a small share
+# of a run on a few hundred images.
+MIN_EPOCH_STEPS = 100
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What one `train` call will do, derived from its arguments."""
+
+    model: str
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    seed: int
+    out_dir: Path
+    config: dict
+
+    @property
+    def final(self) -> Path:
+        return self.out_dir / MODEL_FILE
+
+    @property
+    def ckpt(self) -> Path:
+        return self.out_dir / CHECKPOINT_DIR
+
+
 def train(
     data,
     model: str = "dcgan",
     *,
     epochs: int | None = None,
+    steps: int | None = None,
     out_dir: str | os.PathLike,
     batch_size: int = 64,
     seed: int = 0,
@@ -320,6 +351,10 @@ def train(
     jit_compile: bool | str = "auto",
     checkpoint_every: int | None = None,
     steps_per_epoch: int | None = None,
+    val=None,
+    eval_every: int | None = None,
+    select: str = "fid",
+    classifier=None,
     overwrite: bool = False,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -331,9 +366,12 @@ def train(
         model: one of tfsynth.models.MODEL_NAMES ("dcgan", "wgan-gp",
             "hinge", "cgan", "vae", "cvae").
         epochs: passes over the data (default: DEFAULT_EPOCHS[model]).
+        steps: a budget of optimizer steps instead of epochs, so that 300
+            images get as many updates as 7,000; epochs then have at least
+            MIN_EPOCH_STEPS steps (the data repeats within an epoch).
         out_dir: the run directory (see the module docstring).
-        batch_size: global batch size; the last partial batch is dropped so
-            shapes stay static for XLA.
+        batch_size: global batch size; batches are cut from the repeated,
+            shuffled data, so shapes stay static for XLA.
         seed: seeds weights, noise, shuffling and the sample grids.
         width, latent_dim: network size (small values give tiny smoke models).
         learning_rate: Adam learning rate of both optimizers (default per model).
@@ -345,11 +383,17 @@ def train(
         precision: "float32", "mixed_bfloat16" or "mixed_float16" (with
             loss scaling on every optimizer).
         jit_compile: compile train_step with XLA: True, False, or "auto"
-            (Keras: XLA on accelerators, off on CPU-only machines, where
-            oneDNN convolutions measured ~1.7x faster than XLA's). Off under
-            a strategy.
+            (XLA on accelerators, off on CPU-only machines). Off under a strategy.
         checkpoint_every: also checkpoint every N steps (default: each epoch).
         steps_per_epoch: cap on steps per epoch (default: len(data) // batch_size).
+        val: a validation `ImageDataset`: every `eval_every` epochs the
+            samples are scored on it (`tfsynth.validation`), and model.keras
+            is the best model by `select` (last.keras the last one).
+        eval_every: epochs between validations (default: about 10 in a run).
+        select: "fid" or "agreement" (class-conditional models).
+        classifier: the real-data classifier for validation (default: the
+            domain classifier of `data`, trained once and cached); saved
+            as OUT/classifier.keras for curation.
         overwrite: replace a finished run in `out_dir`.
         verbose: Keras progress-bar verbosity.
         callbacks: extra Keras callbacks.
@@ -368,171 +412,46 @@ def train(
     >>> s["steps"], os.path.isfile(os.path.join(out, "model.keras"))
     (2, True)
     """
-    from tfsynth.models import MODEL_NAMES
-    from tfsynth.summary import write_summary
-
-    if isinstance(model, str) and model not in MODEL_NAMES:
-        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
-    epochs = DEFAULT_EPOCHS[model] if epochs is None else int(epochs)
-    if epochs < 1:
-        raise ConfigError(f"epochs: must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    plan = _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch)
+    plan.config.update(
+        width=width,
+        latent_dim=latent_dim,
+        learning_rate=learning_rate,
+        loss=loss,
+        n_critic=n_critic,
+        ema_decay=ema_decay,
+        diffaugment=diffaugment,
+        beta=beta,
+        precision=precision,
+        select=select if val is not None else None,
+    )
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
-    if len(data) < batch_size:
-        raise DataError(
-            f"{data.name}: {len(data)} images is fewer than one batch of {batch_size}; lower --batch-size"
-        )
-    out_dir = Path(out_dir)
-    final = out_dir / MODEL_FILE
-    ckpt = out_dir / CHECKPOINT_DIR
-    if final.exists():
+    if plan.final.exists():
         if not overwrite:
-            raise DataError(f"{final}: already exists; choose another --out or pass --overwrite")
-        shutil.rmtree(ckpt, ignore_errors=True)
-
-    spe = len(data) // batch_size
-    if steps_per_epoch is not None:
-        if steps_per_epoch < 1:
-            raise ConfigError(f"steps_per_epoch: must be >= 1, got {steps_per_epoch}")
-        spe = min(spe, int(steps_per_epoch))
-    run_config = {
-        "model": model,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "width": width,
-        "latent_dim": latent_dim,
-        "learning_rate": learning_rate,
-        "loss": loss,
-        "n_critic": n_critic,
-        "ema_decay": ema_decay,
-        "diffaugment": diffaugment,
-        "beta": beta,
-        "precision": precision,
-        "steps_per_epoch": spe,
-    }
-
+            raise DataError(
+                f"{plan.final}: already exists; choose another --out or pass --overwrite"
+            )
+        shutil.rmtree(plan.ckpt, ignore_errors=True)
+        (plan.out_dir / "validation.json").unlink(missing_ok=True)
+    monitor = None
+    if val is not None:
+        monitor = _monitor(data, val, plan, eval_every, select, classifier)
     with precision_policy(precision):
         strat = make_strategy(strategy)
         chief = is_chief(strat)
-        scope = strat.scope() if strat is not None else contextlib.nullcontext()
         # Non-chief workers of a multi-worker run write to a scratch directory.
-        write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="tfsynth-worker-"))
-        state = _read_state(ckpt)
-        if state is not None and (state.get("batch_size"), state.get("steps_per_epoch")) != (
-            batch_size,
-            spe,
-        ):
-            raise ConfigError(
-                f"{ckpt / STATE_FILE}: checkpoint was written with batch_size={state.get('batch_size')}, "
-                f"steps_per_epoch={state.get('steps_per_epoch')}; rerun with those or remove {ckpt}"
-            )
-        keras.utils.set_random_seed(seed)
-        with scope:
-            if state is not None:
-                trainer = keras.saving.load_model(ckpt / MODEL_FILE)
-            else:
-                trainer = _build(
-                    model,
-                    data,
-                    seed,
-                    width,
-                    latent_dim,
-                    loss,
-                    n_critic,
-                    ema_decay,
-                    diffaugment,
-                    beta,
-                )
-                opts = _optimizers(trainer, learning_rate)
-                trainer.compile(**opts, jit_compile=jit_compile if strat is None else False)
+        write_dir = plan.out_dir if chief else Path(tempfile.mkdtemp(prefix="tfsynth-worker-"))
+        trainer = _restore_or_build(plan, data, strat, jit_compile)
         start_step = int(trainer.train_steps.numpy())
-        initial_epoch, skip = divmod(start_step, spe)
-
-        dataset = data.to_tf_dataset(
-            batch_size, shuffle=True, seed=seed + initial_epoch, drop_remainder=True
-        )
-        dataset = dataset.map(lambda x, y: (x, y))  # (images, labels) batches
         guard = NaNGuard()
-        meta = {"batch_size": batch_size, "epochs": epochs, "model": model}
-        cbs = [
-            guard,
-            Checkpoint(
-                write_dir / CHECKPOINT_DIR, spe, checkpoint_every, guard, meta, enabled=True
-            ),
-            SampleGrid(
-                write_dir / "samples", write_dir / "tensorboard" / "samples", seed, enabled=True
-            ),
-            keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
-            *callbacks,
-        ]
+        cbs = _callbacks(plan, write_dir, guard, checkpoint_every, monitor, callbacks)
         t0 = time.perf_counter()
-        history: dict[str, list] = {}
-        if initial_epoch < epochs:
-            if is_multiworker(strat):
-                _distributed_fit(
-                    trainer,
-                    dataset,
-                    strat,
-                    epochs=epochs,
-                    initial_epoch=initial_epoch,
-                    steps_per_epoch=spe,
-                    skip=skip,
-                    callbacks=cbs,
-                    verbose=verbose,
-                )
-            else:
-                if skip:
-                    # Finish the epoch that the checkpoint interrupted, then the rest.
-                    h = trainer.fit(
-                        dataset.repeat(),
-                        epochs=initial_epoch + 1,
-                        initial_epoch=initial_epoch,
-                        steps_per_epoch=spe - skip,
-                        callbacks=cbs,
-                        verbose=verbose,
-                        shuffle=False,  # the dataset is already shuffled
-                    )
-                    _merge(history, h.history)
-                    initial_epoch += 1
-                if initial_epoch < epochs and not trainer.stop_training:
-                    h = trainer.fit(
-                        dataset.repeat(),
-                        epochs=epochs,
-                        initial_epoch=initial_epoch,
-                        steps_per_epoch=spe,
-                        callbacks=cbs,
-                        verbose=verbose,
-                        shuffle=False,  # the dataset is already shuffled
-                    )
-                    _merge(history, h.history)
+        history = _fit_resuming(trainer, data, plan, strat, cbs, verbose)
         wall = time.perf_counter() - t0
-        end_step = int(trainer.train_steps.numpy())
-
-        diverged = guard.bad_step is not None
-        if diverged:
-            if not (write_dir / CHECKPOINT_DIR / MODEL_FILE).is_file():
-                raise TrainingDiverged(
-                    f"{out_dir}: losses became NaN/inf at step {guard.bad_step} before the first checkpoint; lower --lr"
-                )
-            trainer = keras.saving.load_model(write_dir / CHECKPOINT_DIR / MODEL_FILE)
-            end_step = int(trainer.train_steps.numpy())
-        if chief:
-            save_model(trainer, final)
-            noise, labels = _sample_inputs(trainer, seed)
-            from tfsynth.plotting import save_figure
-
-            _, fig = sample_grid_figure(trainer, noise, labels, title=f"{model}: {end_step} steps")
-            save_figure(fig, out_dir / "samples" / "final.png")
-            shutil.rmtree(ckpt, ignore_errors=True)
-        else:
-            shutil.rmtree(write_dir, ignore_errors=True)
-
-    trained = end_step - start_step
+        trainer, end_step = _finalize(trainer, plan, write_dir, guard, monitor, chief)
     summary = {
-        "model": model,
+        "model": plan.model,
         "data": data.name,
         "num_examples": len(data),
         "image_shape": list(trainer.image_shape),
@@ -540,22 +459,220 @@ def train(
         "latent_dim": trainer.latent_dim,
         "model_id": model_id(trainer),
         "steps": end_step,
-        "epochs_completed": end_step // spe,
+        "epochs_completed": end_step // plan.steps_per_epoch,
         "resumed_from_step": start_step,
-        "terminated_on_nan": diverged,
+        "terminated_on_nan": guard.bad_step is not None,
         "train_seconds": round(wall, 3),
-        "images_per_second": round(trained * batch_size / wall, 2)
-        if wall > 0 and trained > 0
-        else 0.0,
+        "images_per_second": _rate(end_step - start_step, plan.batch_size, wall),
         "strategy": _strategy_name(strat),
         "num_replicas": strat.num_replicas_in_sync if strat is not None else 1,
         "final": {k: float(v[-1]) for k, v in history.items() if v},
-        "config": run_config,
-        "model_path": str(final),
+        "config": plan.config,
+        "model_path": str(plan.final),
     }
+    if monitor is not None:
+        summary.update(monitor.summary(monitor.floor))
     if chief:
-        write_summary(out_dir, "train", summary)
+        from tfsynth.summary import write_summary
+
+        write_summary(plan.out_dir, "train", summary)
     return summary
+
+
+def _rate(steps: int, batch_size: int, wall: float) -> float:
+    return round(steps * batch_size / wall, 2) if wall > 0 and steps > 0 else 0.0
+
+
+def _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch) -> _Plan:
+    """Checks the arguments that need no model; fixes epochs and steps per epoch."""
+    from tfsynth.models import MODEL_NAMES
+
+    if isinstance(model, str) and model not in MODEL_NAMES:
+        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError(f"steps: expected a positive step budget, got {steps!r}")
+    if steps_per_epoch is not None and steps_per_epoch < 1:
+        raise ConfigError(f"steps_per_epoch: must be >= 1, got {steps_per_epoch}")
+    if len(data) < batch_size:
+        raise DataError(
+            f"{data.name}: {len(data)} images is fewer than one batch of {batch_size}; lower --batch-size"
+        )
+    spe = len(data) // batch_size
+    if steps is not None:
+        spe = min(steps, max(spe, MIN_EPOCH_STEPS))
+    if steps_per_epoch is not None:
+        spe = min(spe, int(steps_per_epoch))
+    if steps is not None:
+        epochs = -(-steps // spe)
+    epochs = DEFAULT_EPOCHS[model] if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ConfigError(f"epochs: must be >= 1, got {epochs}")
+    out_dir = Path(out_dir)
+    config = {
+        "model": model,
+        "epochs": epochs,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "steps_per_epoch": spe,
+    }
+    return _Plan(model, epochs, spe, batch_size, seed, out_dir, config)
+
+
+def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
+    """The validation monitor, its classifier saved as OUT/classifier.keras."""
+    from tfsynth.evaluation.features import domain_classifier
+    from tfsynth.evaluation.utility import check_compatible
+    from tfsynth.validation import ValidationMonitor, check_select, fid_floor
+
+    check_compatible(data, val)
+    if tuple(val.shape) == tuple(data.shape) and val.class_names != data.class_names:
+        raise DataError(
+            f"{val.name}: class names {val.class_names} differ from {data.name}'s {data.class_names}"
+        )
+    check_select(select, conditional=plan.model in ("cgan", "cvae"))
+    if classifier is None:
+        classifier, _ = domain_classifier(data, seed=plan.seed)
+    elif isinstance(classifier, (str, os.PathLike)):
+        classifier = keras.saving.load_model(classifier, compile=False)
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(classifier, plan.out_dir / CLASSIFIER_FILE)
+    every = eval_every or max(1, plan.epochs // 10)
+    monitor = ValidationMonitor(
+        classifier,
+        val,
+        plan.out_dir,
+        every=every,
+        select=select,
+        seed=plan.seed,
+        epochs=plan.epochs,
+    )
+    monitor.floor = fid_floor(classifier, data, val, len(monitor.val_labels))
+    plan.config["eval_every"] = every
+    return monitor
+
+
+def _restore_or_build(plan: _Plan, data, strat, jit_compile):
+    """The trainer from OUT/checkpoint when one exists, else a new compiled one."""
+    state = _read_state(plan.ckpt)
+    if state is not None and (state.get("batch_size"), state.get("steps_per_epoch")) != (
+        plan.batch_size,
+        plan.steps_per_epoch,
+    ):
+        raise ConfigError(
+            f"{plan.ckpt / STATE_FILE}: checkpoint was written with batch_size={state.get('batch_size')}, "
+            f"steps_per_epoch={state.get('steps_per_epoch')}; rerun with those or remove {plan.ckpt}"
+        )
+    keras.utils.set_random_seed(plan.seed)
+    scope = strat.scope() if strat is not None else contextlib.nullcontext()
+    with scope:
+        if state is not None:
+            return keras.saving.load_model(plan.ckpt / MODEL_FILE)
+        c = plan.config
+        trainer = _build(
+            plan.model,
+            data,
+            plan.seed,
+            c["width"],
+            c["latent_dim"],
+            c["loss"],
+            c["n_critic"],
+            c["ema_decay"],
+            c["diffaugment"],
+            c["beta"],
+        )
+        opts = _optimizers(trainer, c["learning_rate"])
+        trainer.compile(**opts, jit_compile=jit_compile if strat is None else False)
+    return trainer
+
+
+def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, extra) -> list:
+    meta = {"batch_size": plan.batch_size, "epochs": plan.epochs, "model": plan.model}
+    return [
+        guard,
+        Checkpoint(write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, checkpoint_every, guard, meta),
+        SampleGrid(write_dir / "samples", write_dir / "tensorboard" / "samples", plan.seed),
+        keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
+        *([monitor] if monitor is not None else []),
+        *extra,
+    ]
+
+
+def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, list]:
+    """Fits from the trainer's step counter to the end; a mid-epoch start finishes that epoch first."""
+    spe, epochs = plan.steps_per_epoch, plan.epochs
+    initial_epoch, skip = divmod(int(trainer.train_steps.numpy()), spe)
+    dataset = data.to_tf_dataset(
+        plan.batch_size,
+        shuffle=True,
+        seed=plan.seed + initial_epoch,
+        drop_remainder=True,
+        repeat=True,
+    )
+    history: dict[str, list] = {}
+    if initial_epoch >= epochs:
+        return history
+    if is_multiworker(strat):
+        _distributed_fit(
+            trainer,
+            dataset,
+            strat,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=spe,
+            skip=skip,
+            callbacks=cbs,
+            verbose=verbose,
+        )
+        return history
+    # (first epoch, steps in it): the interrupted epoch's remainder, then the rest.
+    parts = [(initial_epoch, spe - skip)] if skip else []
+    parts.append((initial_epoch + (1 if skip else 0), spe))
+    for first, n in parts:
+        last = first + 1 if (n != spe) else epochs
+        if first >= epochs or trainer.stop_training:
+            break
+        h = trainer.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=first,
+            steps_per_epoch=n,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=False,  # the dataset is already shuffled
+        )
+        _merge(history, h.history)
+    return history
+
+
+def _finalize(trainer, plan: _Plan, write_dir: Path, guard, monitor, chief):
+    """Picks the model to keep (last good, or best on validation) and writes it."""
+    last_ckpt = write_dir / CHECKPOINT_DIR / MODEL_FILE
+    if guard.bad_step is not None:
+        if not last_ckpt.is_file():
+            raise TrainingDiverged(
+                f"{plan.out_dir}: losses became NaN/inf at step {guard.bad_step} before the first checkpoint; lower --lr"
+            )
+        trainer = keras.saving.load_model(last_ckpt)
+    end_step = int(trainer.train_steps.numpy())
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        return trainer, end_step
+    keep = trainer
+    if monitor is not None and monitor.best_path.is_file():
+        save_model(trainer, plan.out_dir / LAST_FILE)
+        keep = keras.saving.load_model(monitor.best_path)
+    save_model(keep, plan.final)
+    noise, labels = _sample_inputs(keep, plan.seed)
+    from tfsynth.plotting import save_figure
+
+    steps = int(keep.train_steps.numpy())
+    _, fig = sample_grid_figure(keep, noise, labels, title=f"{plan.model}: {steps} steps")
+    save_figure(fig, plan.out_dir / "samples" / "final.png")
+    shutil.rmtree(plan.ckpt, ignore_errors=True)
+    return trainer, end_step
 
 
 def _strategy_name(strat) -> str:
