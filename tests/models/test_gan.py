@@ -8,6 +8,9 @@ from tests.conftest import make_arrays
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.models import MODEL_NAMES, build_model, load_generator, model_id
 from tfsynth.models.diffaugment import diff_augment
+from tfsynth.models.gan import GAN
+
+GAN_NAMES = tuple(n for n in MODEL_NAMES if n not in ("vae", "cvae"))
 
 
 def _data(h, n=8, k=3):
@@ -45,6 +48,35 @@ def test_wgan_gp_takes_n_critic_steps_and_penalty():
     assert int(m.d_optimizer.iterations.numpy()) == 6
     assert int(m.g_optimizer.iterations.numpy()) == 2
     assert hist.history["penalty"][0] >= 0
+
+
+def test_gan_names_are_the_gans():
+    assert GAN_NAMES == ("dcgan", "wgan-gp", "hinge", "cgan")
+    for name in MODEL_NAMES:
+        m = build_model(name, (16, 16, 1), num_classes=2, latent_dim=8, width=4)
+        assert isinstance(m, GAN) == (name in GAN_NAMES), name
+
+
+@pytest.mark.parametrize("r1_gamma", [0.0, 1.0], ids=["no-r1", "r1"])
+@pytest.mark.parametrize("n_critic", [1, 2])
+@pytest.mark.parametrize("name", GAN_NAMES)
+def test_gan_steps_per_n_critic_and_penalty(name, n_critic, r1_gamma):
+    # Regression: with n_critic > 1 and no penalty, train_step updated a None tracker.
+    m = _tiny(name, 16, n_critic=n_critic, r1_gamma=r1_gamma)
+    penalized = name == "wgan-gp" or r1_gamma > 0
+    assert (m.penalty_tracker is not None) == penalized
+    x, y = _data(16)
+    hist = m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    steps = 2
+    assert int(m.train_steps.numpy()) == steps
+    assert int(m.d_optimizer.iterations.numpy()) == steps * n_critic
+    assert int(m.g_optimizer.iterations.numpy()) == steps
+    expected = {"d_loss", "g_loss"} | ({"penalty"} if penalized else set())
+    assert set(hist.history) == expected
+    for key, values in hist.history.items():
+        assert np.isfinite(values).all(), (key, values)
+    if penalized:
+        assert hist.history["penalty"][0] >= 0
 
 
 def test_diffaugment_and_r1_train():

@@ -184,6 +184,10 @@ class GAN(_trainer.ConditionalTrainer):
 
     # -- training ------------------------------------------------------------
     def _penalty(self, real, fake, labels, seed):
+        """The critic's regularizer (gradient penalty, R1), or None when it has none."""
+        if not self._penalized:
+            return None
+
         def critic(x):
             # The penalty is taken on the augmented images too when DiffAugment is on.
             return self._critic(x, labels, seed, training=True)
@@ -199,6 +203,7 @@ class GAN(_trainer.ConditionalTrainer):
     def train_step(self, data):
         real, labels = self._unpack(data)
         batch = tf.shape(real)[0]
+        penalty = None  # the last critic step's penalty; None iff penalty_tracker is None
         if not self._penalized and self.n_critic == 1:
             seed = _trainer.replica_seed(self.seed_generator.next())
             noise = tf.random.stateless_normal([batch, self.latent_dim], seed=seed)
@@ -226,7 +231,8 @@ class GAN(_trainer.ConditionalTrainer):
                     fake_logits = self._critic(fake, labels, seed)
                     d_loss = self._d_loss_fn(real_logits, fake_logits)
                     penalty = self._penalty(real, fake, labels, seed)
-                    d_scaled = _trainer.scaled(self.d_optimizer, d_loss + penalty)
+                    d_total = d_loss if penalty is None else d_loss + penalty
+                    d_scaled = _trainer.scaled(self.d_optimizer, d_total)
                 _trainer.apply_gradients(
                     self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables
                 )
@@ -239,7 +245,6 @@ class GAN(_trainer.ConditionalTrainer):
             _trainer.apply_gradients(
                 self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables
             )
-            self.penalty_tracker.update_state(penalty)
         if self.ema_generator is not None:
             # Warm-up (as in TF's ExponentialMovingAverage with num_updates): early
             # on the EMA must forget the random initial weights quickly.
@@ -248,6 +253,8 @@ class GAN(_trainer.ConditionalTrainer):
             _trainer.ema_update(self.ema_generator.weights, self.generator.weights, decay)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
+        if self.penalty_tracker is not None:
+            self.penalty_tracker.update_state(penalty)
         return {m.name: m.result() for m in self.metrics}
 
     # -- serialization -------------------------------------------------------
