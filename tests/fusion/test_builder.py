@@ -81,7 +81,10 @@ def test_counts_exact_and_every_example_has_provenance(tmp_path, inputs):
     ds = load_dataset(str(tmp_path / "d"))
     images, labels = ds.numpy()
     ex = {k: (v.astype(str) if v.dtype == object else v) for k, v in ds.extras.items()}
-    assert set(ex) == {"source", "source_index", "gen_seed", "gen_index", "model_id", "policy"}
+    assert set(ex) == {
+        "source", "source_index", "gen_seed", "gen_index", "model_id", "policy", "confidence",
+    }  # fmt: skip
+    assert ex["confidence"].dtype == np.float32 and set(ex["confidence"]) == {-1.0}
     # Per-source, per-class counts read back from the data equal the plan.
     for src, row in fusion["counts"].items():
         got = np.bincount(labels[ex["source"] == src], minlength=3).tolist()

@@ -22,11 +22,14 @@ the seed, so any worker computes the same layout):
    writes manifest.json and renames the staging directory
    (``.NAME.partial``) to NAME.
 
-The same config and seed give byte-identical shards.
+The same config and seed give byte-identical shards. `materialize` builds
+the same D' in memory (the same layout, every shard in order), for callers
+that train on it at once, such as the validation search of the mix.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -38,10 +41,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tfsynth.data.dataset import ImageDataset
 from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shard
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.fusion.plan import SOURCES, class_totals, solve_counts, source_totals
@@ -54,6 +58,9 @@ from tfsynth.fusion.sources import (
 )
 from tfsynth.io import atomic_write_json
 
+if TYPE_CHECKING:
+    import keras
+
 FORMATS = ("tfsynth", "tfds")
 PLAN_FILE = "fuse-plan.json"
 
@@ -63,7 +70,8 @@ class FusionConfig:
     """What goes into D' (see `build_fused`).
 
     Args:
-        real: dataset spec of the real data (its classes and shape define D').
+        real: dataset spec of the real data (its classes and shape define D'),
+            or an `ImageDataset`.
         aug: dataset spec of an augmented dataset (e.g. `tfsynth augment`).
         aug_policy: or an augmentation policy applied on the fly to `real`.
         gen: a generated dataset spec, or a PATH.keras / run directory with
@@ -79,11 +87,32 @@ class FusionConfig:
         examples_per_shard: shard size when num_shards is not given.
         memorization_threshold: drop generated samples whose nearest real
             image is closer than this (Euclidean, pixels scaled to [0, 1]).
+        min_confidence: curate a --gen model's samples: keep a sample only
+            when the real-data classifier predicts its label with at least
+            this probability (0 < t < 1); an unconditional model's labels
+            are the classifier's predictions (see `tfsynth.curation`).
+        classifier: that classifier: a ``.keras`` path or a `keras.Model`
+            (default: classifier.keras in the --gen model's run directory).
         batch_size: generation and write batch size.
         format: ``tfsynth`` (dataset directory) or ``tfds``.
+
+    `get_config()` describes objects (an `ImageDataset`, a `keras.Model`) by
+    their name and a hash of their content, so `fingerprint()` still tells
+    configs apart; such a config does not round-trip through `from_config`.
+
+    Example:
+
+    >>> cfg = FusionConfig(real="mnist-10k[:40]", gen="run/model.keras").validate()
+    >>> cfg.mix()
+    ('real=0.5,gen=0.5', None)
+    >>> import numpy as np
+    >>> from tfsynth.data import ImageDataset
+    >>> tiny = ImageDataset(np.zeros((4, 16, 16, 1), np.uint8), [0, 1, 0, 1], name="tiny")
+    >>> FusionConfig(real=tiny).get_config()["real"][:40]
+    "ImageDataset 'tiny' (4 examples, sha256 "
     """
 
-    real: str = "mnist-10k"
+    real: str | ImageDataset = "mnist-10k"
     aug: str | None = None
     aug_policy: str | None = None
     gen: str | None = None
@@ -95,12 +124,14 @@ class FusionConfig:
     num_shards: int | None = None
     examples_per_shard: int = 10_000
     memorization_threshold: float | None = None
+    min_confidence: float | None = None
+    classifier: str | keras.Model | None = None
     batch_size: int = 256
     format: str = "tfsynth"
     extra: dict = field(default_factory=dict)  # free-form, recorded in the manifest
 
     def get_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: _config_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FusionConfig:
@@ -131,7 +162,35 @@ class FusionConfig:
             raise ConfigError(f"--memorization-threshold: expected a number > 0, got {t!r}")
         if t is not None and not self.gen:
             raise ConfigError("--memorization-threshold needs a --gen source")
+        self._validate_objects()
+        self._validate_curation()
         return self
+
+    def _validate_objects(self) -> None:
+        if not isinstance(self.real, (str, ImageDataset)):
+            raise ConfigError(
+                f"--real: expected a dataset spec or an ImageDataset, got {type(self.real).__name__}"
+            )
+        c = self.classifier
+        if c is not None and not isinstance(c, (str, os.PathLike)) and not _is_keras_model(c):
+            raise ConfigError(
+                f"--classifier: expected the path of a classifier .keras or a keras.Model, "
+                f"got {type(c).__name__}"
+            )
+
+    def _validate_curation(self) -> None:
+        from tfsynth.curation import check_min_confidence
+
+        if self.min_confidence is None:
+            if self.classifier is not None:
+                raise ConfigError("--classifier is used with --min-confidence; give both")
+            return
+        check_min_confidence(self.min_confidence)
+        if not self.gen or not _is_model(self.gen):
+            raise ConfigError(
+                "--min-confidence needs a --gen model (a .keras file or its run directory); "
+                "curate a generated dataset with `tfsynth generate --curate`"
+            )
 
     def mix(self) -> tuple[str | dict | None, str | dict | None]:
         """(ratios, counts), with the default ratios filled in."""
@@ -151,6 +210,32 @@ class FusionConfig:
         d = {k: v for k, v in self.get_config().items() if k not in ("format", "extra")}
         d["tfsynth"] = tfsynth.__version__
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _is_keras_model(obj) -> bool:
+    import keras
+
+    return isinstance(obj, keras.Model)
+
+
+def _config_value(value):
+    """A JSON-ready config value; objects become a name plus a hash of their content."""
+    if isinstance(value, ImageDataset):
+        images, labels = value.numpy()
+        digest = hashlib.sha256(json.dumps([value.class_names, list(images.shape)]).encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
+        digest.update(np.asarray(labels, np.int64).tobytes())
+        return (
+            f"ImageDataset {value.name!r} ({len(value)} examples, sha256 {digest.hexdigest()[:16]})"
+        )
+    if _is_keras_model(value):
+        digest = hashlib.sha256()
+        for w in value.weights:
+            digest.update(np.asarray(w.numpy()).tobytes())
+        return f"keras.Model {value.name!r} (weights sha256 {digest.hexdigest()[:16]})"
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return copy.deepcopy(value)
 
 
 def _rng(seed: int, *tag: int) -> np.random.Generator:
@@ -182,30 +267,13 @@ class Layout:
         from tfsynth.data.sources import load_dataset
 
         self.cfg = cfg
-        real_ds = load_dataset(cfg.real)
+        real_ds = cfg.real if isinstance(cfg.real, ImageDataset) else load_dataset(cfg.real)
         self.class_names = real_ds.class_names
         self.shape = tuple(real_ds.shape)
         k = len(self.class_names)
         real = ArraySource("real", real_ds)
         ratios, counts = cfg.mix()
-        keep = None
-        filt = None
-        if cfg.memorization_threshold is not None:
-            filt = _memorization_filter(real.images, float(cfg.memorization_threshold))
-        candidates: dict[str, Any] = {"real": real}
-        if cfg.aug:
-            candidates["aug"] = DirSource("aug", self._open(cfg.aug, "--aug"))
-        elif cfg.aug_policy:
-            candidates["aug"] = AugmentSource(real, cfg.aug_policy, cfg.seed, self.class_names)
-        if cfg.gen and _is_model(cfg.gen):
-            candidates["gen"] = GeneratorSource(
-                cfg.gen, cfg.seed, self.shape, self.class_names, filt
-            )
-        elif cfg.gen:
-            ds = self._open(cfg.gen, "--gen")
-            if filt is not None:
-                keep = np.concatenate([filt(b["image"]) for b in ds.iter_batches(1024)])
-            candidates["gen"] = DirSource("gen", ds, keep=keep)
+        candidates = self._candidates(real)
         sizes = {
             n: len(s.labels)
             for n, s in candidates.items()
@@ -253,6 +321,39 @@ class Layout:
         if any(src.soft_labels for src in self.sources):
             self.features["soft_label"] = {"dtype": "float32", "shape": [k]}
 
+    def _candidates(self, real: ArraySource) -> dict[str, Any]:
+        """The sources the config names, before the plan picks among them."""
+        cfg = self.cfg
+        filt = None
+        if cfg.memorization_threshold is not None:
+            filt = _memorization_filter(real.images, float(cfg.memorization_threshold))
+        candidates: dict[str, Any] = {"real": real}
+        if cfg.aug:
+            candidates["aug"] = DirSource("aug", self._open(cfg.aug, "--aug"))
+        elif cfg.aug_policy:
+            candidates["aug"] = AugmentSource(real, cfg.aug_policy, cfg.seed, self.class_names)
+        if cfg.gen and _is_model(cfg.gen):
+            candidates["gen"] = GeneratorSource(
+                cfg.gen, cfg.seed, self.shape, self.class_names, filt, self._curator()
+            )
+        elif cfg.gen:
+            ds = self._open(cfg.gen, "--gen")
+            keep = None
+            if filt is not None:
+                keep = np.concatenate([filt(b["image"]) for b in ds.iter_batches(1024)])
+            candidates["gen"] = DirSource("gen", ds, keep=keep)
+        return candidates
+
+    def _curator(self):
+        """The curator of the --gen model's samples (None without --min-confidence)."""
+        from tfsynth.curation import default_classifier_path, load_curator
+
+        cfg = self.cfg
+        if cfg.min_confidence is None:
+            return None
+        clf = cfg.classifier if cfg.classifier is not None else default_classifier_path(cfg.gen)
+        return load_curator(clf, cfg.min_confidence)
+
     def _open(self, spec: str, flag: str):
         from tfsynth.data.sources import load_dataset
 
@@ -296,6 +397,11 @@ class Layout:
                     arr[where] = col
                 out[key] = arr
             yield out
+
+    def rejected_per_class(self) -> dict[str, list[int]]:
+        """Per source that can reject candidates: how many it rejected so far, per class."""
+        rows = {n: s.rejected_per_class() for n, s in zip(self.names, self.sources)}
+        return {n: r for n, r in rows.items() if r is not None}
 
     def metadata(self) -> dict[str, Any]:
         from tfsynth.summary import versions
@@ -425,8 +531,14 @@ def _write_one_shard(layout: Layout, staging: Path, k: int) -> dict:
     path = staging / shard_name(k, layout.num_shards)
     for stale in staging.glob(f".{path.name}.tmp-*"):  # left by a killed run
         stale.unlink(missing_ok=True)
+    before = layout.rejected_per_class()
     entry = write_shard(path, counted(), layout.features, num_classes)
     entry["source_class_counts"] = dict(zip(names, per_source.tolist()))
+    after = layout.rejected_per_class()
+    if after:  # candidates the memorization filter or the curator rejected in this shard
+        entry["rejected_per_class"] = {
+            n: (np.asarray(after[n]) - np.asarray(before[n])).tolist() for n in after
+        }
     atomic_write_json(_entry_path(staging, k, layout.num_shards), entry)
     return entry
 
@@ -488,13 +600,7 @@ def build_fused(
     (30, 2, {'real': 30})
     """
     t0 = time.perf_counter()
-    if config is None:
-        config = FusionConfig.from_config(kwargs)
-    elif isinstance(config, Mapping):
-        config = FusionConfig.from_config({**config, **kwargs})
-    elif kwargs:
-        config = dataclasses.replace(config, **kwargs)
-    cfg = config.validate()
+    cfg = _as_config(config, kwargs)
     out = Path(out)
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists; choose another --out or remove it")
@@ -531,6 +637,68 @@ def build_fused(
         )
         return {"shard": entry, "num_shards": layout.num_shards, "finished": done}
     return _merge(out, staging, plan, cfg, overwrite, t0)
+
+
+def _as_config(config, kwargs: Mapping[str, Any]) -> FusionConfig:
+    """A validated FusionConfig from a config, its dict, or its fields as keywords."""
+    if config is None:
+        config = FusionConfig.from_config(kwargs)
+    elif isinstance(config, Mapping):
+        config = FusionConfig.from_config({**config, **kwargs})
+    elif kwargs:
+        config = dataclasses.replace(config, **kwargs)
+    return config.validate()
+
+
+def materialize(config: FusionConfig | Mapping[str, Any] | None = None, **kwargs) -> ImageDataset:
+    """Builds D' in memory: the rows `build_fused` writes for the same config, in order.
+
+    The same `Layout` makes every shard in turn, so images and labels are
+    byte-identical, row for row, to `load_dataset(out)` after `build_fused`.
+    The provenance columns (source, source_index, gen_seed, gen_index,
+    model_id, policy, confidence, and soft_label when a source has it) are
+    the dataset's extras; string columns are str arrays. The metadata holds
+    the fusion description that the manifest would hold.
+
+    Args:
+        config: a `FusionConfig` (or its dict); or pass its fields as
+            keyword arguments (num_shards and format do not change the rows).
+
+    Example:
+
+    >>> ds = materialize(real="mnist-10k[:40]", counts="real=30", seed=1)
+    >>> len(ds), sorted(set(ds.extras["source"].tolist())), ds.metadata["fusion"]["seed"]
+    (30, ['real'], 1)
+    """
+    cfg = _as_config(config, kwargs)
+    layout = Layout(cfg)
+    batches = [b for k in range(layout.num_shards) for b in layout.shard_batches(k)]
+    cols = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+    extras = {
+        key: (v.astype(str) if v.dtype == object else v)
+        for key, v in cols.items()
+        if key not in ("image", "label")
+    }
+    metadata = layout.metadata()  # after the build: it counts the rejected candidates
+    return ImageDataset(
+        cols["image"],
+        cols["label"],
+        class_names=layout.class_names,
+        name=f"fused-{cfg.fingerprint()}",
+        extras=extras,
+        metadata=metadata,
+    )
+
+
+def _curation_totals(entries, counts: Mapping[str, list], class_names) -> dict[str, dict]:
+    """Per source that rejected candidates: the kept fractions over all shards."""
+    from tfsynth.curation import kept_fractions
+
+    rejected: dict[str, np.ndarray] = {}
+    for e in entries:
+        for name, row in e.get("rejected_per_class", {}).items():
+            rejected[name] = rejected.get(name, 0) + np.asarray(row, np.int64)
+    return {n: kept_fractions(counts[n], r, class_names) for n, r in rejected.items()}
 
 
 def _read_plan(staging: Path, cfg: FusionConfig) -> dict:
@@ -570,6 +738,9 @@ def _merge(out: Path, staging: Path, plan: dict, cfg: FusionConfig, overwrite: b
     }
     if got != fusion["counts"]:  # a bug, not bad input: the plan must hold exactly
         raise AssertionError(f"written counts {got} differ from the plan {fusion['counts']}")
+    curation = _curation_totals(entries, got, plan["class_names"])
+    for name, totals in curation.items():
+        fusion["sources"][name].update(totals)
     summary = {
         "out": str(out),
         "format": cfg.format,
@@ -581,6 +752,8 @@ def _merge(out: Path, staging: Path, plan: dict, cfg: FusionConfig, overwrite: b
         "seconds": round(time.perf_counter() - t0, 3),
         "config": {k: v for k, v in cfg.get_config().items() if not isinstance(v, (dict, list))},
     }
+    for name, totals in curation.items():  # e.g. gen.kept_fraction, gen.kept_fraction_per_class.a
+        summary[name] = {k: v for k, v in totals.items() if k != "rejected_per_class"}
     if cfg.format == "tfsynth":
         for k in range(n):
             _entry_path(staging, k, n).unlink()
@@ -610,4 +783,4 @@ def _merge(out: Path, staging: Path, plan: dict, cfg: FusionConfig, overwrite: b
     return manifest
 
 
-__all__ = ["FORMATS", "FusionConfig", "Layout", "build_fused"]
+__all__ = ["FORMATS", "FusionConfig", "Layout", "build_fused", "materialize"]

@@ -15,8 +15,10 @@ Kinds:
   streamed, so a large one is never held whole.
 - `AugmentSource`: a policy applied on the fly to the real data, per class
   (`tfsynth.augment.augment_batches`), so class targets hold exactly.
-- `GeneratorSource`: a conditional model.keras sampled on the fly in
-  batches (`tfsynth.models.sampling.generate_batches`).
+- `GeneratorSource`: a model.keras sampled on the fly in batches
+  (`tfsynth.models.sampling.generate_batches`); class-conditional, or
+  unconditional with a curator that pseudo-labels its images
+  (`tfsynth.curation`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ PROVENANCE: dict[str, dict[str, Any]] = {
     "gen_index": {"dtype": "int64", "shape": []},
     "model_id": {"dtype": "string", "shape": []},
     "policy": {"dtype": "string", "shape": []},
+    # The curating classifier's probability of the label (tfsynth.curation).
+    "confidence": {"dtype": "float32", "shape": []},
 }
 # Values of the columns that do not apply to a source.
-DEFAULTS = {"gen_seed": -1, "gen_index": -1, "model_id": "", "policy": ""}
+DEFAULTS = {"gen_seed": -1, "gen_index": -1, "model_id": "", "policy": "", "confidence": -1.0}
+_NUMPY_DTYPES = {"int64": np.int64, "float32": np.float32}
 UNBOUNDED = 1 << 40  # caps of sources that make as many examples as asked
 
 
@@ -58,7 +63,8 @@ def tag(batch: dict[str, np.ndarray], source: str, **columns) -> dict[str, np.nd
         if PROVENANCE[name]["dtype"] == "string":
             out[name] = value if isinstance(value, np.ndarray) else _strings(value, n)
         else:
-            out[name] = np.broadcast_to(np.asarray(value, np.int64), (n,))
+            dtype = _NUMPY_DTYPES[PROVENANCE[name]["dtype"]]
+            out[name] = np.broadcast_to(np.asarray(value, dtype), (n,))
     if "soft_label" in batch:
         out["soft_label"] = np.asarray(batch["soft_label"], np.float32)
     return out
@@ -96,6 +102,10 @@ class Source:
 
     def describe(self) -> dict[str, Any]:
         return {}
+
+    def rejected_per_class(self) -> list[int] | None:
+        """Candidates rejected so far, per class (None: this source rejects nothing)."""
+        return None
 
 
 class ArraySource(Source):
@@ -293,20 +303,22 @@ def _interleave(labels: np.ndarray, parts: dict[int, dict[str, np.ndarray]]):
 
 
 class GeneratorSource(Source):
-    """A conditional generator sampled on the fly.
+    """A generator sampled on the fly.
 
     Gen example j of D' is generator example j (`generate_batches` with the
     base seed): its noise depends only on (seed, j), and its label is the
     j-th of a seeded permutation of the per-class counts. With the
-    memorization filter, a rejected example j is replaced by generator
-    example j + t * n (t = 1, 2, ...) with the same label, which keeps the
-    mapping independent of shards.
+    memorization filter (`filter_fn`) or a curator (`tfsynth.curation`), a
+    rejected example j is replaced by generator example j + t * n
+    (t = 1, 2, ...) with the same label, which keeps the mapping
+    independent of shards (`tfsynth.curation.replace_rejected`). An
+    unconditional model needs a curator: its labels are the classifier's
+    confident predictions (pseudo-labels).
     """
 
     flexible = True
-    max_retries = 20
 
-    def __init__(self, path: str, seed: int, shape, class_names, filter_fn=None):
+    def __init__(self, path, seed: int, shape, class_names, filter_fn=None, curator=None):
         from tfsynth.models import load_generator, model_id
 
         self.name = "gen"
@@ -314,53 +326,52 @@ class GeneratorSource(Source):
         self.model = load_generator(path)
         self.seed = seed
         self.filter_fn = filter_fn
+        self.curator = curator
+        self.class_names = list(class_names)
         k = len(class_names)
         if tuple(self.model.image_shape) != tuple(shape):
             raise DataError(
                 f"{path}: the model makes {tuple(self.model.image_shape)} images but the real data "
                 f"is {tuple(shape)}"
             )
-        if self.model.num_classes != k and not (self.model.num_classes == 0 and k == 1):
-            what = (
-                "unconditional"
-                if not self.model.num_classes
-                else f"{self.model.num_classes} classes"
-            )
+        nc = self.model.num_classes
+        if (nc and nc != k) or (not nc and k > 1 and curator is None):
+            what = "unconditional" if not nc else f"{nc} classes"
             raise ConfigError(
                 f"{path}: the model is {what} but the real data has {k} classes; fusion needs a "
-                "class-conditional model (cgan, cvae) to meet class targets, or a generated "
-                "dataset directory as --gen"
+                "class-conditional model (cgan, cvae) to meet class targets, --min-confidence to "
+                "pseudo-label an unconditional model, or a generated dataset directory as --gen"
             )
+        if curator is not None:
+            curator.check_compatible(shape, class_names, where="the real data")
         self.model_id = model_id(self.model)
         self.seq = np.zeros(0, np.int64)
-        self.rejected = 0
+        self.resampler = self._resampler()
+
+    def _resampler(self):
+        from tfsynth.curation import Resampler
+
+        return Resampler(
+            self.model,
+            self.class_names,
+            seed=self.seed,
+            stride=len(self.seq),
+            curator=self.curator,
+            keep_fn=self.filter_fn,
+            where=self.path,
+        )
 
     def caps(self, num_classes):
         return np.full(num_classes, UNBOUNDED, np.int64)
 
     def select(self, counts, rng):
         self.seq = rng.permutation(np.repeat(np.arange(len(counts)), counts)).astype(np.int64)
-
-    def _generate(self, start: int, labels: np.ndarray, batch_size: int):
-        from tfsynth.models.sampling import generate_batches
-
-        return generate_batches(
-            self.model,
-            len(labels),
-            labels=labels if self.model.num_classes else None,
-            seed=self.seed,
-            start=start,
-            batch_size=batch_size,
-        )
+        self.resampler = self._resampler()  # its stride is the sequence length
 
     def batches(self, a, b, batch_size):
-        if b <= a:
-            return
         for s in range(a, b, batch_size):
             e = min(b, s + batch_size)
-            for batch in self._generate(s, self.seq[s:e], batch_size):
-                if self.filter_fn is not None:
-                    batch = self._filtered(batch, batch_size)
+            for batch in self.resampler.batches(s, self.seq[s:e], batch_size):
                 yield tag(
                     batch,
                     self.name,
@@ -368,33 +379,21 @@ class GeneratorSource(Source):
                     model_id=self.model_id,
                 )
 
-    def _filtered(self, batch, batch_size):
-        """Replaces examples the memorization filter rejects (see the class docstring)."""
-        batch = {k: v.copy() for k, v in batch.items()}
-        n = len(self.seq)
-        bad = np.flatnonzero(~self.filter_fn(batch["image"]))
-        for j in bad:
-            self.rejected += 1
-            base = int(batch["gen_index"][j]) % n
-            for t in range(1, self.max_retries + 1):
-                cand = next(self._generate(base + t * n, self.seq[base : base + 1], batch_size))
-                if self.filter_fn(cand["image"])[0]:
-                    for k in batch:
-                        batch[k][j] = cand[k][0]
-                    break
-                self.rejected += 1
-            else:
-                raise DataError(
-                    f"{self.path}: the memorization filter rejected {self.max_retries + 1} "
-                    f"samples in a row for gen example {base}; the threshold is too strict"
-                )
-        return batch
+    def rejected_per_class(self):
+        if not self.resampler.active:
+            return None
+        return self.resampler.rejected_per_class.tolist()
 
     def describe(self):
-        return {
+        d = {
             "kind": "model",
             "path": self.path,
             "model_id": self.model_id,
             "gen_seed": self.seed,
             "conditional": bool(self.model.num_classes),
         }
+        if not self.model.num_classes and self.curator is not None:
+            d["labels"] = "pseudo-labels of the curating classifier"
+        if self.resampler.active:
+            d.update(self.resampler.report())
+        return d

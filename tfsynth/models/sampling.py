@@ -176,3 +176,49 @@ def generate_batches(
             "gen_seed": np.full(len(idx), seed, np.int64),
             "gen_index": idx,
         }
+
+
+def generate_at(
+    model, indices, labels=None, *, seed: int = 0, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Generated examples at any generator indices (not a contiguous range).
+
+    Example i is example i of `generate_batches` with the same seed and
+    label (its noise depends only on (seed, i)); the indices are padded to
+    `batch_size` per generator call, as there. Replacing rejected samples
+    uses it to draw all of a round's candidates in one call.
+
+    Example:
+
+    >>> from tfsynth.models import build_model
+    >>> m = build_model("cgan", (16, 16, 1), num_classes=3, latent_dim=8, width=4)
+    >>> at = generate_at(m, [7, 2], [1, 0], seed=3, batch_size=4)
+    >>> whole = next(generate_batches(m, 8, labels=[0, 0, 0, 0, 0, 0, 0, 1], seed=3, batch_size=8))
+    >>> bool((at["image"][0] == whole["image"][7]).all()), at["gen_index"].tolist()
+    (True, [7, 2])
+    """
+    from tfsynth.data.pipeline import to_uint8
+
+    idx = np.asarray(indices, np.int64).reshape(-1)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if model.num_classes:
+        if labels is None:
+            raise ConfigError("labels: a conditional model needs one label per index")
+        lab = np.asarray(labels, np.int64).reshape(-1)
+        if len(lab) != len(idx):
+            raise ConfigError(f"labels: got {len(lab)} labels for {len(idx)} indices")
+    else:
+        lab = np.zeros(len(idx), np.int64)
+    parts = [np.zeros((0, *model.image_shape), np.uint8)]
+    for s in range(0, len(idx), batch_size):
+        rows = idx[s : s + batch_size]
+        noise = noise_for(seed, np.resize(rows, batch_size), model.latent_dim)
+        cond = np.resize(lab[s : s + batch_size], batch_size) if model.num_classes else None
+        parts.append(to_uint8(model.generate(noise, cond)).numpy()[: len(rows)])
+    return {
+        "image": np.concatenate(parts),
+        "label": lab,
+        "gen_seed": np.full(len(idx), seed, np.int64),
+        "gen_index": idx,
+    }
