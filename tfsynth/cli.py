@@ -223,10 +223,17 @@ def _add_evaluate(sub) -> None:
         help="domain (default), inception[:WEIGHTS.h5] or keras:MODEL.keras:LAYER",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
+    from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
+
     p.add_argument(
-        "--epochs", type=int, default=3, help="classifier epochs for utility (default 3)"
+        "--epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help=f"classifier epochs (step budget of the real set) for utility (default {DEFAULT_EPOCHS})",
     )
-    p.add_argument("--extractor-epochs", type=int, default=5, help="domain classifier epochs")
+    p.add_argument(
+        "--extractor-epochs", type=int, default=DEFAULT_EPOCHS, help="domain classifier epochs"
+    )
     p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
     p.add_argument(
         "--low-data-sizes",
@@ -235,7 +242,7 @@ def _add_evaluate(sub) -> None:
         help="real subset sizes for the low-data curve, or none (default 100,500,1000)",
     )
     p.add_argument(
-        "--min-steps", type=int, default=200, help="least steps of any classifier training"
+        "--min-steps", type=int, default=300, help="least steps of any classifier training"
     )
     p.add_argument("--reference", default="test", help="real set for FID etc.: test or real")
     p.add_argument("--kid-subsets", type=int, default=100)

@@ -20,6 +20,7 @@ import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
+from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
 from tfsynth.evaluation.distribution import distribution_metrics
 from tfsynth.evaluation.features import build_extractor
 from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE
@@ -120,14 +121,15 @@ def evaluate(
     fused: ImageDataset | str | None = None,
     extractor: str = "domain",
     max_samples: int | None = None,
-    classifier_epochs: int = 3,
-    extractor_epochs: int = 5,
+    classifier_epochs: int = DEFAULT_EPOCHS,
+    extractor_epochs: int = DEFAULT_EPOCHS,
     seeds: int | Sequence[int] = 3,
     low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES,
-    min_steps: int = 200,
+    min_steps: int = 300,
     reference: str = "test",
     test_fraction: float = 0.2,
     utility: bool = True,
+    utility_known: dict[str, Sequence[float]] | None = None,
     privacy: bool = True,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
@@ -157,6 +159,8 @@ def evaluate(
         reference: real set that distribution metrics compare against:
             ``test`` (held out, the default) or ``real`` (the training split).
         utility, privacy: turn those parts off (e.g. for quick checks).
+        utility_known: per-seed test accuracies already measured with the
+            same recipe (``trtr``, ``fused``), e.g. by the search of the mix.
         kid_subsets, kid_subset_size: KID subset sampling.
         cache_dir: domain-classifier cache; None = default, False = off.
         seed: seeds the splits, subsets, KID and the extractor.
@@ -264,6 +268,7 @@ def evaluate(
                 epochs=classifier_epochs,
                 min_steps=min_steps,
                 low_data_sizes=low_data_sizes,
+                known=utility_known,
             )
         )
         timings["utility"] = time.perf_counter() - t

@@ -21,14 +21,14 @@ its "with synthetic, all" point.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError, DataError
-from tfsynth.evaluation.classifier import accuracy, train_classifier
+from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget, train_classifier
 
 DEFAULT_LOW_DATA_SIZES = (100, 500, 1000)
 
@@ -99,13 +99,17 @@ def utility_metrics(
     *,
     fused: ImageDataset | None = None,
     seeds: int | Sequence[int] = 3,
-    epochs: int = 3,
+    epochs: int = DEFAULT_EPOCHS,
     batch_size: int = 64,
     width: int = 16,
-    min_steps: int = 200,
+    min_steps: int = 300,
     low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES,
+    known: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """Trains the fixed classifier on real, synthetic and D'; tests on real.
+
+    Every training gets the step budget of the real set (`step_budget`), so
+    synthetic data and D' are compared at the same compute as D.
 
     Args:
         real: the real training split (D).
@@ -117,6 +121,9 @@ def utility_metrics(
             (see `train_classifier`).
         low_data_sizes: real subset sizes for the low-data curve; the full
             real set is always the last point. None or () skips the curve.
+        known: test accuracies per seed measured elsewhere with the same
+            recipe (``trtr``, ``fused``: e.g. by the search of the mix);
+            those models are not trained again (TRTS is then left out).
 
     Returns:
         A flat dict: ``trtr_accuracy``, ``tstr_accuracy``, ``trts_accuracy``,
@@ -126,15 +133,18 @@ def utility_metrics(
     """
     check_compatible(real, synthetic, test, fused)
     seeds = seed_list(seeds)
+    known = dict(known or {})
     t0 = time.perf_counter()
     recipe = {"epochs": epochs, "batch_size": batch_size, "width": width, "min_steps": min_steps}
+    budget = step_budget(len(real), epochs=epochs, batch_size=batch_size, min_steps=min_steps)
 
-    def train(ds: ImageDataset, seed: int):
-        return train_classifier(ds, seed=seed, **recipe)
+    def train(ds: ImageDataset, seed: int, steps: int = budget):
+        return train_classifier(ds, seed=seed, batch_size=batch_size, width=width, steps=steps)
 
     real_plus_syn = concat([real, synthetic], name="real+synthetic")
     fused_ds = fused if fused is not None else real_plus_syn
-    runs: dict[str, list[float]] = {k: [] for k in ("trtr", "trts", "tstr", "fused")}
+    runs: dict[str, list[float]] = {k: list(known.get(k, [])) for k in ("trtr", "fused")}
+    runs.update(trts=[], tstr=[])
     curve: dict[tuple[int, str], list[float]] = {}
     n_real = len(real)
     sizes = sorted({min(int(s), n_real) for s in (low_data_sizes or ())} | {n_real})
@@ -142,36 +152,44 @@ def utility_metrics(
         raise ConfigError(f"low_data_sizes: sizes must be >= 1, got {list(low_data_sizes)}")
     do_curve = bool(low_data_sizes)
     for seed in seeds:
-        m_real = train(real, seed)
-        runs["trtr"].append(accuracy(m_real, test))
-        runs["trts"].append(accuracy(m_real, synthetic))
+        if "trtr" not in known:
+            m_real = train(real, seed)
+            runs["trtr"].append(accuracy(m_real, test))
+            runs["trts"].append(accuracy(m_real, synthetic))
         runs["tstr"].append(accuracy(train(synthetic, seed), test))
-        runs["fused"].append(accuracy(train(fused_ds, seed), test))
+        if "fused" not in known:
+            runs["fused"].append(accuracy(train(fused_ds, seed), test))
         if not do_curve:
             continue
+        i = len(runs["tstr"]) - 1
         for n in sizes:
             if n == n_real:
-                real_acc = runs["trtr"][-1]
+                real_acc = runs["trtr"][i]
                 aug_acc = (
-                    runs["fused"][-1]
+                    runs["fused"][i]
                     if fused is None
                     else accuracy(train(real_plus_syn, seed), test)
                 )
             else:
                 part = subset(real, n, seed)
-                real_acc = accuracy(train(part, seed), test)
-                aug_acc = accuracy(train(concat([part, synthetic], f"{part.name}+syn"), seed), test)
+                steps = step_budget(n, epochs=epochs, batch_size=batch_size, min_steps=min_steps)
+                real_acc = accuracy(train(part, seed, steps), test)
+                aug = concat([part, synthetic], f"{part.name}+syn")
+                aug_acc = accuracy(train(aug, seed, steps), test)
             curve.setdefault((n, "real"), []).append(real_acc)
             curve.setdefault((n, "real+synthetic"), []).append(aug_acc)
 
     out: dict[str, Any] = {}
     out.update(_stats("trtr_accuracy", runs["trtr"]))
     out.update(_stats("tstr_accuracy", runs["tstr"]))
-    out.update(_stats("trts_accuracy", runs["trts"]))
+    if runs["trts"]:
+        out.update(_stats("trts_accuracy", runs["trts"]))
     out.update(_stats("real_only_accuracy", runs["trtr"]))
     out.update(_stats("fused_accuracy", runs["fused"]))
     out["fused_gain"] = out["fused_accuracy"] - out["real_only_accuracy"]
-    out["fused_source"] = "explicit" if fused is not None else "real+synthetic"
+    out["fused_source"] = (
+        "search" if "fused" in known else "explicit" if fused is not None else "real+synthetic"
+    )
     out["num_fused"] = len(fused_ds)
     if do_curve:
         out["low_data_sizes"] = sizes
@@ -180,6 +198,7 @@ def utility_metrics(
             out[f"low_data.{n}.{kind}_std"] = float(np.std(values))
     out["utility_seeds"] = seeds
     out.update({f"utility_{k}": v for k, v in recipe.items()})
+    out["utility_steps"] = budget
     out["utility_seconds"] = time.perf_counter() - t0
     return out
 

@@ -1,0 +1,336 @@
+"""The mix of D' chosen on the validation split (Step 5 of the method).
+
+A small grid of candidate mixes, each a `FusionConfig` built in memory
+through the same layout as `build_fused` (`tfsynth.fusion.materialize`):
+
+- ``multiplier``: synthetic examples per real example (0 = real only);
+- ``gen_share``: the generator's share of the synthetic part (the rest is
+  augmentation); 0 means augmentation only, 1 generator only;
+- ``min_confidence``: the curation threshold of the generated samples;
+- ``generator``: which trained generator, when several were trained.
+
+Every candidate trains the fixed classifier (`tfsynth.evaluation.classifier`)
+with the *step budget of the real data alone*, once per seed, and is scored
+by its mean accuracy on the validation split. Real only (multiplier 0) is
+always a candidate and wins ties, so the chosen D' is never worse than D on
+validation. The test split, when given, is only reported: the same trained
+models are tested on it, and nothing is chosen from those numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfsynth.data.dataset import ImageDataset
+from tfsynth.errors import ConfigError
+from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget, train_classifier
+
+REAL_ONLY = "real only"
+
+
+@dataclass
+class SearchConfig:
+    """The grid of `search_mix` and the classifier recipe that scores it.
+
+    Example:
+
+    >>> cfg = SearchConfig(multipliers=(1.0,), gen_shares=(0.0, 0.5))
+    >>> [c.label for c in candidates(cfg, has_aug=True, generators={"cgan": "m.keras"})]
+    ['real only', 'real + 1x (aug)', 'real + 1x (aug 50%, cgan 50%, conf >= 0.9)']
+    """
+
+    multipliers: tuple[float, ...] = (1.0,)
+    gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
+    min_confidences: tuple[float, ...] = (0.9,)
+    seeds: int = 2
+    epochs: int = DEFAULT_EPOCHS
+    min_steps: int = 300
+    batch_size: int = 64
+
+    def validate(self) -> SearchConfig:
+        """Raises ConfigError naming the first bad grid value."""
+        for name, values, ok, want in (
+            ("multipliers", self.multipliers, lambda v: v >= 0, ">= 0"),
+            ("gen_shares", self.gen_shares, lambda v: 0 <= v <= 1, "in [0, 1]"),
+            ("min_confidences", self.min_confidences, lambda v: 0 < v < 1, "in (0, 1)"),
+        ):
+            if not values or not all(isinstance(v, (int, float)) and ok(v) for v in values):
+                raise ConfigError(f"search.{name}: expected numbers {want}, got {list(values)}")
+        for name in ("seeds", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"search.{name}: expected a positive integer, got {v!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One mix of the grid."""
+
+    multiplier: float = 0.0
+    gen_share: float = 0.0
+    min_confidence: float | None = None
+    generator: str | None = None
+
+    @property
+    def uses_gen(self) -> bool:
+        return self.multiplier > 0 and self.gen_share > 0
+
+    @property
+    def uses_aug(self) -> bool:
+        return self.multiplier > 0 and self.gen_share < 1
+
+    @property
+    def family(self) -> str:
+        """D, D+aug, D+gen or D+aug+gen: which sources it adds to the real data."""
+        return "D" + "+aug" * self.uses_aug + "+gen" * self.uses_gen
+
+    @property
+    def label(self) -> str:
+        if self.multiplier == 0:
+            return REAL_ONLY
+        parts = []
+        if self.uses_aug:
+            parts.append("aug" if not self.uses_gen else f"aug {1 - self.gen_share:.0%}")
+        if self.uses_gen:
+            share = "" if not self.uses_aug else f" {self.gen_share:.0%}"
+            parts.append(f"{self.generator}{share}, conf >= {self.min_confidence:g}")
+        return f"real + {self.multiplier:g}x ({', '.join(parts)})"
+
+    def ratios(self) -> str:
+        m, g = self.multiplier, self.gen_share
+        weights = {"real": 1.0, "aug": m * (1 - g), "gen": m * g}
+        return ",".join(f"{k}={v:.6g}" for k, v in weights.items() if v > 0)
+
+
+def candidates(
+    config: SearchConfig, *, has_aug: bool, generators: Mapping[str, Any]
+) -> list[Candidate]:
+    """The grid, real only first; mixes that need a missing source are left out."""
+    out = [Candidate()]
+    for m, g in itertools.product(config.multipliers, config.gen_shares):
+        if m == 0 or (g < 1 and not has_aug):
+            continue
+        if g == 0:
+            out.append(Candidate(m, 0.0))
+            continue
+        for name, t in itertools.product(generators, config.min_confidences):
+            out.append(Candidate(m, g, t, name))
+    return list(dict.fromkeys(out))
+
+
+def _mix(real: ImageDataset, cand: Candidate, *, aug_policy, generators, seed: int):
+    """The candidate's D', in memory, exactly as `build_fused` would write it."""
+    from tfsynth.fusion.builder import FusionConfig, materialize
+
+    if cand.multiplier == 0:
+        return real
+    cfg = FusionConfig(
+        real=real,
+        aug_policy=aug_policy if cand.uses_aug else None,
+        gen=generators[cand.generator] if cand.uses_gen else None,
+        ratios=cand.ratios(),
+        size=round(len(real) * (1 + cand.multiplier)),
+        min_confidence=cand.min_confidence if cand.uses_gen else None,
+        seed=seed,
+        num_shards=1,
+    )
+    return materialize(cfg)
+
+
+def fusion_config_of(cand: Candidate, *, real, aug_policy, generators, seed: int) -> dict:
+    """The `FusionConfig` fields that build the chosen candidate with `build_fused`."""
+    n = len(real) if isinstance(real, ImageDataset) else None
+    return {
+        "aug_policy": aug_policy if cand.uses_aug else None,
+        "gen": str(generators[cand.generator]) if cand.uses_gen else None,
+        "ratios": cand.ratios(),
+        "size": round(n * (1 + cand.multiplier)) if n is not None else None,
+        "min_confidence": cand.min_confidence if cand.uses_gen else None,
+        "seed": seed,
+    }
+
+
+def _score(
+    data: ImageDataset, real_n: int, config: SearchConfig, val, test
+) -> dict[str, list[float]]:
+    steps = step_budget(
+        real_n, epochs=config.epochs, batch_size=config.batch_size, min_steps=config.min_steps
+    )
+    runs: dict[str, list[float]] = {"val": [], "test": []}
+    for s in range(config.seeds):
+        model = train_classifier(data, seed=s, steps=steps, batch_size=config.batch_size)
+        runs["val"].append(accuracy(model, val))
+        if test is not None:
+            runs["test"].append(accuracy(model, test))
+    return runs
+
+
+def search_mix(
+    real: ImageDataset,
+    val: ImageDataset,
+    *,
+    aug_policy: str | None = None,
+    generators: Mapping[str, str | os.PathLike] | None = None,
+    test: ImageDataset | None = None,
+    config: SearchConfig | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Scores every candidate mix on `val` and picks the best (see the module docstring).
+
+    Args:
+        real: the real training data D.
+        val: the validation split (labelled, never trained on).
+        aug_policy: the augmentation policy of the aug source (None: no aug).
+        generators: name -> model.keras (or run directory) of each generator
+            that may feed D'; failed generators should be left out.
+        test: optional held-out data, reported only.
+        config: the grid and classifier recipe.
+        seed: the fusion seed of every candidate.
+        log: where one progress line per candidate goes.
+
+    Returns:
+        ``table`` (one row per candidate: label, family, grid values,
+        val/test accuracy mean, std and runs, size, seconds), ``chosen``
+        (the row index), ``chosen_fusion`` (FusionConfig fields), and
+        ``ladder``: per family the candidate best on validation.
+    """
+    from tfsynth.evaluation.utility import check_compatible
+
+    config = (config or SearchConfig()).validate()
+    generators = dict(generators or {})
+    check_compatible(real, val, test)
+    grid = candidates(config, has_aug=bool(aug_policy), generators=generators)
+    if len(grid) == 1:
+        raise ConfigError(
+            "search: the grid has no candidate with synthetic data (give an augmentation "
+            "policy or a generator, and a multiplier > 0)"
+        )
+    rows = []
+    for i, cand in enumerate(grid):
+        t0 = time.perf_counter()
+        data = _mix(real, cand, aug_policy=aug_policy, generators=generators, seed=seed)
+        runs = _score(data, len(real), config, val, test)
+        rows.append(_row(cand, data, runs, time.perf_counter() - t0))
+        if log is not None:
+            log(f"  [{i + 1}/{len(grid)}] {cand.label}: val {rows[-1]['val_accuracy']:.4f}")
+    chosen = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
+    return {
+        "table": rows,
+        "chosen": chosen,
+        "chosen_fusion": fusion_config_of(
+            grid[chosen], real=real, aug_policy=aug_policy, generators=generators, seed=seed
+        ),
+        "ladder": ladder(rows),
+        "config": dataclasses.asdict(config),
+    }
+
+
+def _row(cand: Candidate, data: ImageDataset, runs, seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "label": cand.label,
+        "family": cand.family,
+        **dataclasses.asdict(cand),
+        "num_examples": len(data),
+        "seconds": round(seconds, 2),
+    }
+    for split, values in runs.items():
+        if values:
+            row[f"{split}_accuracy"] = float(np.mean(values))
+            row[f"{split}_accuracy_std"] = float(np.std(values))
+            row[f"{split}_accuracy_runs"] = [float(v) for v in values]
+    return row
+
+
+def ladder(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Per family (D, D+aug, D+gen, D+aug+gen), the row index best on validation."""
+    best: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        j = best.get(r["family"])
+        if j is None or r["val_accuracy"] > rows[j]["val_accuracy"]:
+            best[r["family"]] = i
+    return best
+
+
+def flat_summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat summary.json keys: the chosen mix, D and D' on val/test, the ladder."""
+    rows, chosen = result["table"], result["chosen"]
+    d, dp = rows[0], rows[chosen]
+    out: dict[str, Any] = {
+        "search_chosen": chosen,
+        "search_chosen_label": dp["label"],
+        "search_candidates": len(rows),
+        "search_seeds": result["config"]["seeds"],
+    }
+    for name, r in (("d", d), ("dprime", dp)):
+        for split in ("val", "test"):
+            if f"{split}_accuracy" in r:
+                out[f"{name}_{split}_accuracy"] = r[f"{split}_accuracy"]
+                out[f"{name}_{split}_accuracy_std"] = r[f"{split}_accuracy_std"]
+    for family, i in result["ladder"].items():
+        out[f"ladder.{family}.label"] = rows[i]["label"]
+        for split in ("val", "test"):
+            if f"{split}_accuracy" in rows[i]:
+                out[f"ladder.{family}.{split}_accuracy"] = rows[i][f"{split}_accuracy"]
+                out[f"ladder.{family}.{split}_accuracy_std"] = rows[i][f"{split}_accuracy_std"]
+    return out
+
+
+def write_hparams(result: Mapping[str, Any], log_dir: str | os.PathLike) -> Path:
+    """One TensorBoard HParams run per candidate (grid values -> val/test accuracy)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    log_dir = Path(log_dir)
+    for i, r in enumerate(result["table"]):
+        with tf.summary.create_file_writer(str(log_dir / f"candidate_{i:02d}")).as_default():
+            hp.hparams(
+                {
+                    "multiplier": float(r["multiplier"]),
+                    "gen_share": float(r["gen_share"]),
+                    "min_confidence": float(r["min_confidence"] or 0.0),
+                    "generator": str(r["generator"] or "none"),
+                },
+                trial_id=r["label"],
+            )
+            for split in ("val", "test"):
+                if f"{split}_accuracy" in r:
+                    tf.summary.scalar(f"search/{split}_accuracy", r[f"{split}_accuracy"], step=0)
+    return log_dir
+
+
+def search_figure(result: Mapping[str, Any]):
+    """Bar chart of each candidate's validation (and test) accuracy, the chosen one marked."""
+    import matplotlib.pyplot as plt
+
+    rows = result["table"]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    splits = [s for s in ("val", "test") if f"{s}_accuracy" in rows[0]]
+    h = 0.8 / len(splits)
+    for k, split in enumerate(splits):
+        means = [r[f"{split}_accuracy"] for r in rows]
+        stds = [r[f"{split}_accuracy_std"] for r in rows]
+        ax.barh(y + k * h, means, h, xerr=stds, label=split, alpha=0.85)
+    lo = min(r[f"{s}_accuracy"] for r in rows for s in splits)
+    ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+    ax.set_yticks(y + h * (len(splits) - 1) / 2)
+    ax.set_yticklabels(
+        [("* " if i == result["chosen"] else "") + r["label"] for i, r in enumerate(rows)]
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("classifier accuracy (mean over seeds)")
+    ax.set_title("D' search: chosen on validation (*); test reported only")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
