@@ -38,9 +38,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfsynth.errors import ConfigError, DataError, TfsynthError
+from tfsynth.generation import generate  # noqa: F401  (moved there; re-exported)
 from tfsynth.io import atomic_write_json
-from tfsynth.models import MODEL_FILE, build_model, load_generator, model_id
-from tfsynth.models.sampling import generate_batches, noise_for
+from tfsynth.models import MODEL_FILE, build_model, model_id
+from tfsynth.models.sampling import noise_for
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
@@ -714,105 +715,3 @@ def _optimizers(trainer, lr):
     else:
         make = lambda: keras.optimizers.Adam(lr or 2e-4, beta_1=0.5)  # noqa: E731
     return {"d_optimizer": make(), "g_optimizer": make()}
-
-
-# -- generate ------------------------------------------------------------------------
-
-
-def generate(
-    model_path: str | os.PathLike,
-    n: int,
-    *,
-    labels="uniform",
-    seed: int = 0,
-    out: str | os.PathLike,
-    batch_size: int = 256,
-    examples_per_shard: int = 10_000,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Samples `n` images from a trained model into a tfsynth dataset directory.
-
-    Each example carries `gen_seed` and `gen_index` columns; the same seed
-    gives byte-identical images. Unconditional models label every image 0
-    (class_names are kept from training; the manifest metadata says so).
-
-    Args:
-        model_path: DIR (holding model.keras) or a .keras file.
-        n: number of images.
-        labels: "uniform" (cycle over classes), "match" (training class
-            proportions), "0,3,..." (repeated), or an int array of length n.
-        seed: base seed.
-        out: the new dataset directory (written atomically).
-
-    Returns:
-        The manifest; OUT/summary.json is written as well.
-    """
-    from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shard
-    from tfsynth.io import atomic_directory
-    from tfsynth.summary import write_summary
-
-    if n < 1:
-        raise ConfigError(f"n: must be >= 1, got {n}")
-    trainer = load_generator(model_path)
-    mid = model_id(trainer)
-    names = trainer.class_names or [str(i) for i in range(max(trainer.num_classes, 1))]
-    features = {
-        "gen_seed": {"dtype": "int64", "shape": []},
-        "gen_index": {"dtype": "int64", "shape": []},
-    }
-    from tfsynth.models.sampling import resolve_labels
-
-    explicit = resolve_labels(trainer, n, labels, seed)  # validates before anything is written
-    num_shards = max(1, -(-n // examples_per_shard))
-    t0 = time.perf_counter()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        shards = []
-        for i in range(num_shards):
-            a, b = i * examples_per_shard, min(n, (i + 1) * examples_per_shard)
-            batches = generate_batches(
-                trainer,
-                b - a,
-                labels=None if explicit is None else explicit[a:b],
-                seed=seed,
-                start=a,
-                batch_size=batch_size,
-            )
-            shards.append(
-                write_shard(tmp / shard_name(i, num_shards), batches, features, len(names))
-            )
-        meta = {
-            "generator": {
-                "model_path": str(model_path),
-                "model_id": mid,
-                "seed": seed,
-                "labels": labels if isinstance(labels, str) else "explicit",
-                "conditional": bool(trainer.num_classes),
-            }
-        }
-        if not trainer.num_classes:
-            meta["generator"]["note"] = "unconditional model: every label is 0"
-        manifest = make_manifest(
-            name=Path(out).name,
-            shape=trainer.image_shape,
-            class_names=names,
-            shards=shards,
-            features=features,
-            metadata=meta,
-        )
-        atomic_write_json(tmp / MANIFEST, manifest)
-        wall = time.perf_counter() - t0
-        write_summary(
-            tmp,
-            "generate",
-            {
-                "num_examples": n,
-                "model_id": mid,
-                "seed": seed,
-                "labels": meta["generator"]["labels"],
-                "class_counts": manifest["class_counts"],
-                "seconds": round(wall, 3),
-                "images_per_second": round(n / wall, 1) if wall > 0 else 0.0,
-                "out": str(out),
-            },
-        )
-    return manifest

@@ -1,0 +1,236 @@
+"""`generate`: sample a trained model into a tfsynth dataset directory (D_gen).
+
+```
+OUT/data-*.tfrecord   images, labels and the gen_seed / gen_index columns
+                      (and confidence when curated)
+OUT/manifest.json     shape, classes, counts, checksums; metadata.generator
+OUT/summary.json      counts, timing, seed; kept fractions when curated
+```
+
+With ``curate=True`` the real-data classifier scores every sample and a
+sample is kept only when it predicts the sample's label with probability
+>= `min_confidence`; rejected samples are replaced from later noise
+indices, so the class counts are exactly the requested ones
+(`tfsynth.curation`, the same loop the fusion's generator source uses). An
+unconditional model then gets the classifier's labels (pseudo-labels)
+under the same threshold: "uniform" and "match" mean the wanted class
+distribution.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfsynth.errors import ConfigError
+
+FEATURES = {
+    "gen_seed": {"dtype": "int64", "shape": []},
+    "gen_index": {"dtype": "int64", "shape": []},
+}
+CONFIDENCE = {"confidence": {"dtype": "float32", "shape": []}}
+
+
+def generate(
+    model_path: str | os.PathLike,
+    n: int,
+    *,
+    labels="uniform",
+    seed: int = 0,
+    out: str | os.PathLike,
+    batch_size: int = 256,
+    examples_per_shard: int = 10_000,
+    overwrite: bool = False,
+    curate: bool = False,
+    min_confidence: float = 0.9,
+    classifier=None,
+) -> dict[str, Any]:
+    """Samples `n` images from a trained model into a tfsynth dataset directory.
+
+    Each example carries `gen_seed` and `gen_index` columns (the generator
+    example it is); the same seed gives byte-identical images. Without
+    curation an unconditional model labels every image 0 (class_names are
+    kept from training; the manifest metadata says so).
+
+    Args:
+        model_path: DIR (holding model.keras) or a .keras file.
+        n: number of images.
+        labels: "uniform" (cycle over classes), "match" (training class
+            proportions), "0,3,..." (repeated), or an int array of length n.
+        seed: base seed.
+        out: the new dataset directory (written atomically).
+        batch_size: examples per generator call.
+        examples_per_shard: shard size.
+        overwrite: replace an existing `out`.
+        curate: keep only samples the classifier confirms (see the module
+            docstring); adds a `confidence` column and the kept fractions
+            to summary.json.
+        min_confidence: the curation threshold, 0 < t < 1.
+        classifier: the curating classifier, a .keras path or a
+            `keras.Model` (default: classifier.keras in the model's run
+            directory).
+
+    Returns:
+        The manifest; OUT/summary.json is written as well.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from tfsynth.models import build_model
+    >>> root = tempfile.mkdtemp()
+    >>> m = build_model("cgan", (16, 16, 1), num_classes=2, latent_dim=4, width=4)
+    >>> m.compile()
+    >>> m.save(os.path.join(root, "model.keras"))
+    >>> generate(root, 5, labels="1", out=os.path.join(root, "gen"))["class_counts"]
+    [0, 5]
+    """
+    from tfsynth.io import atomic_directory
+    from tfsynth.models import load_generator
+
+    if n < 1:
+        raise ConfigError(f"n: must be >= 1, got {n}")
+    if curate:
+        from tfsynth.curation import check_min_confidence
+
+        check_min_confidence(min_confidence)  # before anything is loaded or written
+    trainer = load_generator(model_path)
+    resampler = _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate)
+    names = resampler.class_names if resampler else _class_names(trainer)
+    wanted = _wanted_labels(trainer, n, labels, seed, len(names), bool(resampler))
+    t0 = time.perf_counter()
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        shards = _write_shards(
+            tmp, trainer, n, wanted, seed, batch_size, examples_per_shard, names, resampler
+        )
+        manifest = _finish(
+            tmp, out, trainer, model_path, seed, labels, names, shards, resampler, t0
+        )
+    return manifest
+
+
+def _class_names(trainer) -> list[str]:
+    return trainer.class_names or [str(i) for i in range(max(trainer.num_classes, 1))]
+
+
+def _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate):
+    """The curating `Resampler` (None without curation)."""
+    if not curate:
+        return None
+    from tfsynth.curation import Resampler, default_classifier_path, load_curator
+
+    source = classifier if classifier is not None else default_classifier_path(model_path)
+    curator = load_curator(source, min_confidence)
+    names = trainer.class_names or [
+        str(i) for i in range(trainer.num_classes or curator.num_classes)
+    ]
+    curator.check_compatible(trainer.image_shape, names, where=str(model_path))
+    return Resampler(trainer, names, seed=seed, stride=n, curator=curator, where=str(model_path))
+
+
+class _Classes:
+    """What `resolve_labels` reads of a model, for the classes a curator labels."""
+
+    def __init__(self, num_classes: int, class_counts):
+        self.num_classes = num_classes
+        self.class_counts = class_counts
+
+
+def _wanted_labels(trainer, n, labels, seed, num_classes, curated) -> np.ndarray | None:
+    """The n labels to make (None: generate_batches' own, uncurated default).
+
+    Curated, every example needs its label up front: a replacement keeps
+    the label of the example it replaces. An unconditional model's labels
+    then range over the classifier's classes.
+    """
+    from tfsynth.models.sampling import resolve_labels, uniform_labels
+
+    if not curated:
+        return resolve_labels(trainer, n, labels, seed)  # validates before anything is written
+    model = trainer if trainer.num_classes else _Classes(num_classes, trainer.class_counts)
+    explicit = resolve_labels(model, n, labels, seed)
+    return explicit if explicit is not None else uniform_labels(np.arange(n), num_classes)
+
+
+def _write_shards(tmp, trainer, n, wanted, seed, batch_size, per_shard, names, resampler):
+    from tfsynth.data.records import shard_name, write_shard
+    from tfsynth.models.sampling import generate_batches
+
+    features = {**FEATURES, **(CONFIDENCE if resampler else {})}
+    num_shards = max(1, -(-n // per_shard))
+    shards = []
+    for i in range(num_shards):
+        a, b = i * per_shard, min(n, (i + 1) * per_shard)
+        if resampler is not None:
+            batches = resampler.batches(a, wanted[a:b], batch_size)
+        else:
+            batches = generate_batches(
+                trainer,
+                b - a,
+                labels=None if wanted is None else wanted[a:b],
+                seed=seed,
+                start=a,
+                batch_size=batch_size,
+            )
+        shards.append(write_shard(tmp / shard_name(i, num_shards), batches, features, len(names)))
+    return shards
+
+
+def _finish(tmp, out, trainer, model_path, seed, labels, names, shards, resampler, t0):
+    """Writes manifest.json and summary.json into `tmp`; returns the manifest."""
+    from tfsynth.data.records import MANIFEST, make_manifest
+    from tfsynth.io import atomic_write_json
+    from tfsynth.models import model_id
+    from tfsynth.summary import write_summary
+
+    mid = model_id(trainer)
+    gen = {
+        "model_path": str(model_path),
+        "model_id": mid,
+        "seed": seed,
+        "labels": labels if isinstance(labels, str) else "explicit",
+        "conditional": bool(trainer.num_classes),
+    }
+    if not trainer.num_classes:
+        gen["note"] = (
+            "unconditional model: the labels are the curating classifier's predictions"
+            if resampler
+            else "unconditional model: every label is 0"
+        )
+    report = resampler.report() if resampler else None
+    if report:
+        gen["curation"] = report
+    features = {**FEATURES, **(CONFIDENCE if resampler else {})}
+    manifest = make_manifest(
+        name=Path(out).name,
+        shape=trainer.image_shape,
+        class_names=names,
+        shards=shards,
+        features=features,
+        metadata={"generator": gen},
+    )
+    atomic_write_json(tmp / MANIFEST, manifest)
+    wall = time.perf_counter() - t0
+    n = manifest["num_examples"]
+    summary = {
+        "num_examples": n,
+        "model_id": mid,
+        "seed": seed,
+        "labels": gen["labels"],
+        "class_counts": manifest["class_counts"],
+        "seconds": round(wall, 3),
+        "images_per_second": round(n / wall, 1) if wall > 0 else 0.0,
+        "out": str(out),
+    }
+    if report:  # flattened: kept_fraction_per_class.<class name>
+        keys = ("classifier", "min_confidence", "num_candidates", "num_rejected", "kept_fraction")
+        summary.update({k: report[k] for k in keys})
+        summary["kept_fraction_per_class"] = report["kept_fraction_per_class"]
+    write_summary(tmp, "generate", summary)
+    return manifest
+
+
+__all__ = ["generate"]
