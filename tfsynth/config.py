@@ -6,7 +6,7 @@ so that a rerun (or a resume after an interruption) uses the same settings.
 Example:
 
 >>> cfg = preset("smoke", data="mnist-10k[:600]")
->>> cfg.train.epochs >= 1
+>>> cfg.train.steps >= 1
 True
 >>> RunConfig.from_json(cfg.to_json()) == cfg
 True
@@ -26,23 +26,41 @@ MODELS = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae")
 
 @dataclass
 class DataConfig:
-    """Which real data, and how it is split (seeded, disjoint)."""
+    """Which real data, and how it is split (seeded, disjoint).
+
+    With `test_spec`, the held-out test set is that dataset and `spec` is
+    split into train and validation only (`test_fraction` is unused).
+    """
 
     spec: str = "mnist-10k"
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    test_spec: str | None = None
 
 
 @dataclass
 class TrainConfig:
-    """The generator and how long to train it."""
+    """The generator(s) and how long to train them.
+
+    `model` may list several families ("cgan,cvae"): each is trained and the
+    search of the mix picks among them. Training is sized in optimizer
+    `steps`, so 300 images get as many updates as 7,000; `diffaugment`
+    "auto" turns DiffAugment on below `DIFFAUGMENT_BELOW` training images.
+    """
 
     model: str = "cgan"
-    epochs: int = 15
+    steps: int = 2500
     batch_size: int = 64
     width: int = 32
     latent_dim: int = 64
+    diffaugment: str | None = "auto"
+    select: str = "fid"
+    eval_every: int | None = None
     max_train_examples: int | None = None
+
+    @property
+    def models(self) -> list[str]:
+        return [m.strip() for m in self.model.split(",") if m.strip()]
 
 
 @dataclass
@@ -55,16 +73,29 @@ class AugmentConfig:
 
 @dataclass
 class GenerateConfig:
-    """D_gen: how many samples, with which label distribution."""
+    """D_gen: how many curated samples (default: as many as the training split)."""
 
-    num_examples: int = 2000
-    labels: str = "uniform"
+    num_examples: int | None = None
+    labels: str = "match"
+    curate: bool = True
+    min_confidence: float = 0.9
 
 
 @dataclass
 class FuseConfig:
-    """D': proportions of each source and the target class distribution."""
+    """D': the mix, chosen on the validation split by a search (or fixed `ratios`).
 
+    With `search`, candidates are real only plus real + m x synthetic for m
+    in `multipliers`, the generator's share of the synthetic part in
+    `gen_shares` and the curation threshold in `min_confidences`, each
+    scored by the classifier's validation accuracy over `search_seeds`.
+    """
+
+    search: bool = True
+    multipliers: tuple[float, ...] = (1.0,)
+    gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
+    min_confidences: tuple[float, ...] = (0.9,)
+    search_seeds: int = 2
     ratios: str = "real=0.5,aug=0.25,gen=0.25"
     size: int | None = None
     class_target: str = "match"
@@ -73,14 +104,18 @@ class FuseConfig:
 
 @dataclass
 class EvaluateConfig:
-    """Validation: sample counts, classifier recipe length, low-data curve."""
+    """Validation on the test split: sample counts and the classifier recipe.
+
+    The in-run low-data curve is off by default: its generator saw all the
+    training data, so bench/low_data.py's end-to-end curve is the honest one.
+    """
 
     max_samples: int = 2000
-    classifier_epochs: int = 3
-    extractor_epochs: int = 3
+    classifier_epochs: int = 8
+    extractor_epochs: int = 8
     seeds: int = 3
-    low_data_sizes: tuple[int, ...] = (100, 500, 1000)
-    min_steps: int = 200
+    low_data_sizes: tuple[int, ...] = ()
+    min_steps: int = 300
 
 
 @dataclass
@@ -98,19 +133,36 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Raises ConfigError naming the first invalid field."""
-        if self.train.model not in MODELS:
+        models = self.train.models
+        bad = [m for m in models if m not in MODELS]
+        if not models or bad:
             raise ConfigError(
-                f"train.model: {self.train.model!r} is not one of {', '.join(MODELS)}"
+                f"train.model: {self.train.model!r} is not one of {', '.join(MODELS)} "
+                "(or a comma-separated list of them)"
             )
+        if len(set(models)) != len(models):
+            raise ConfigError(f"train.model: {self.train.model!r} names a model twice")
         for name, value in [
-            ("train.epochs", self.train.epochs),
+            ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),
             ("augment.num_examples", self.augment.num_examples),
-            ("generate.num_examples", self.generate.num_examples),
+            ("generate.num_examples", self.generate.num_examples or 1),
             ("evaluate.seeds", self.evaluate.seeds),
+            ("fuse.search_seeds", self.fuse.search_seeds),
         ]:
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+        from tfsynth.validation import SELECT
+
+        if self.train.select not in SELECT:
+            raise ConfigError(
+                f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
+            )
+        t = self.generate.min_confidence
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
+            raise ConfigError(f"generate.min_confidence: expected a number in (0, 1), got {t!r}")
+        if self.fuse.search:
+            self.search_config().validate()
         d = self.data
         if not (
             0 < d.val_fraction < 1
@@ -121,6 +173,20 @@ class RunConfig:
                 "data.val_fraction and data.test_fraction must be in (0, 1) and sum to < 1"
             )
         return self
+
+    def search_config(self):
+        """The `tfsynth.fusion.search.SearchConfig` of this run."""
+        from tfsynth.fusion.search import SearchConfig
+
+        e, f = self.evaluate, self.fuse
+        return SearchConfig(
+            multipliers=tuple(f.multipliers),
+            gen_shares=tuple(f.gen_shares),
+            min_confidences=tuple(f.min_confidences),
+            seeds=f.search_seeds,
+            epochs=e.classifier_epochs,
+            min_steps=e.min_steps,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,16 +230,15 @@ def _smoke() -> RunConfig:
     return RunConfig(
         preset="smoke",
         data=DataConfig(spec="mnist-10k[:600]"),
-        train=TrainConfig(model="cgan", epochs=1, batch_size=32, width=8, latent_dim=16),
+        train=TrainConfig(model="cgan", steps=20, batch_size=32, width=8, latent_dim=16),
         augment=AugmentConfig(num_examples=200),
-        generate=GenerateConfig(num_examples=200),
-        fuse=FuseConfig(num_shards=2),
+        generate=GenerateConfig(num_examples=200, min_confidence=0.2),
+        fuse=FuseConfig(num_shards=2, gen_shares=(0.0, 0.5), min_confidences=(0.2,)),
         evaluate=EvaluateConfig(
             max_samples=200,
             classifier_epochs=1,
             extractor_epochs=1,
             seeds=1,
-            low_data_sizes=(50,),
             min_steps=20,
         ),
     )
@@ -186,10 +251,15 @@ def _quick() -> RunConfig:
 def _full() -> RunConfig:
     return RunConfig(
         preset="full",
-        train=TrainConfig(model="cgan", epochs=40, width=48, latent_dim=64),
+        train=TrainConfig(model="cgan,cvae", steps=6000, width=48, latent_dim=64),
         augment=AugmentConfig(num_examples=10000),
-        generate=GenerateConfig(num_examples=10000),
-        evaluate=EvaluateConfig(max_samples=2000, classifier_epochs=8, extractor_epochs=8, seeds=3),
+        fuse=FuseConfig(
+            multipliers=(1.0, 2.0),
+            gen_shares=(0.0, 0.5, 1.0),
+            min_confidences=(0.5, 0.9),
+            search_seeds=3,
+        ),
+        evaluate=EvaluateConfig(max_samples=2000, seeds=3),
     )
 
 

@@ -77,10 +77,28 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_pm(mean: float, std: float | None) -> str:
+    """``mean ± std`` rounded to the spread: one significant digit of std.
+
+    Example:
+
+    >>> fmt_pm(0.9642, 9.428e-04), fmt_pm(6.7012, 0.24), fmt_pm(0.5, 0.0)
+    ('0.964 ± 0.001', '6.7 ± 0.2', '0.5 ± 0')
+    """
+    import math
+
+    if std is None or not math.isfinite(std):
+        return fmt(mean)
+    if std == 0:
+        return f"{fmt(mean)} ± 0"
+    digits = min(6, max(0, -round(math.log10(std))))
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def _with_std(summary: Mapping[str, Any], key: str) -> str:
     std_key = "kid_std" if key == "kid" else f"{key}_std"
     if summary.get(std_key) is not None and summary.get(key) is not None:
-        return f"{fmt(summary[key])} ± {fmt(summary[std_key])}"
+        return fmt_pm(summary[key], summary[std_key])
     return fmt(summary.get(key))
 
 
@@ -121,9 +139,10 @@ def _blocks(
     figures: Mapping[str, str],
     sections: Sequence[tuple[str, Any]],
     title: str,
+    lead: Sequence[Block] = (),
 ) -> list[Block]:
     s = summary
-    blocks: list[Block] = [("h", 1, title)]
+    blocks: list[Block] = [("h", 1, title), *lead]
     if "extractor" in s:
         acc = s.get("extractor_test_accuracy")
         blocks.append(
@@ -209,6 +228,8 @@ def _markdown(blocks: list[Block]) -> str:
             out.append("#" * b[1] + " " + b[2])
         elif b[0] == "p":
             out.append(b[1])
+        elif b[0] == "verdict":
+            out.append("> " + b[1])
         elif b[0] == "table":
             esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731
             lines = ["| " + " | ".join(map(esc, b[1])) + " |", "|" + "---|" * len(b[1])]
@@ -225,6 +246,10 @@ _STYLE = (
     "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:left}"
     "th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}"
     "figure{margin:1em 0 2em}figcaption{font-weight:600;margin-bottom:.4em}"
+    ".verdict{font-size:1.15em;padding:.8em 1em;border-radius:6px;border:1px solid}"
+    ".verdict.good{background:#eaf6ea;border-color:#7bb37b}"
+    ".verdict.bad{background:#fbeaea;border-color:#d08080}"
+    ".verdict.warn{background:#fff6e0;border-color:#d8b060}"
 )
 
 
@@ -245,6 +270,8 @@ def _html(blocks: list[Block], title: str) -> str:
             out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
         elif b[0] == "p":
             out.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "verdict":
+            out.append(f'<p class="verdict {b[2]}">{_inline(b[1])}</p>')
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b[1])
             rows = "".join(
@@ -269,6 +296,7 @@ def write_report(
     sections: Sequence[tuple[str, Any]] = (),
     command: str = "evaluate",
     title: str = "tfsynth evaluation report",
+    lead: Sequence[Block] = (),
 ) -> dict[str, Path]:
     """Writes OUT_DIR/summary.json, report.md and report.html.
 
@@ -281,6 +309,9 @@ def write_report(
             after the metric tables, e.g. a training section from `tfsynth run`.
         command: recorded in summary.json.
         title: the report title.
+        lead: blocks placed right under the title (e.g. the verdict of
+            `tfsynth run`): ("p", text), ("verdict", text, "good"|"bad"|"warn"),
+            ("table", header, rows), ("img", title, path), ("h", level, text).
 
     Returns:
         {"summary": path, "markdown": path, "html": path}.
@@ -296,7 +327,7 @@ def write_report(
     if figures is None:
         figures = {k.split(".", 1)[1]: v for k, v in summary.items() if k.startswith("figures.")}
     figures = {k: str(v) for k, v in figures.items() if (out_dir / str(v)).is_file()}
-    blocks = _blocks(summary, figures, list(sections), title)
+    blocks = _blocks(summary, figures, list(sections), title, lead)
     paths = {"summary": write_summary(out_dir, command, summary)}
     paths["markdown"] = atomic_write_text(out_dir / "report.md", _markdown(blocks))
     paths["html"] = atomic_write_text(out_dir / "report.html", _html(blocks, title))

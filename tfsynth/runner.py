@@ -3,19 +3,21 @@
 Stages, each writing one place under the run directory OUT::
 
     split     OUT/data/{train,val,test}   seeded, disjoint dataset dirs
-    augment   OUT/augmented               D_aug (tfsynth.augment.augment_to_dir)
-    train     OUT/model                   the generator (tfsynth.training.train)
-    generate  OUT/generated               D_gen (tfsynth.training.generate)
-    fuse      OUT/fused                   D' (tfsynth.fusion.build_fused)
-    evaluate  OUT/evaluation              metrics + figures (tfsynth.evaluation)
-    export    saved_models/NAME/VERSION   SavedModel (tfsynth.export)
+    augment   OUT/augmented               D_aug preview set (tfsynth.augment.augment_to_dir)
+    train     OUT/models/NAME             each generator, checked on val (tfsynth.training.train)
+    generate  OUT/generated/NAME          curated D_gen (tfsynth.generation.generate)
+    search    OUT/search                  the mix chosen on val (tfsynth.fusion.search)
+    fuse      OUT/fused                   D' = the chosen mix (tfsynth.fusion.build_fused)
+    evaluate  OUT/evaluation              metrics on the test split (tfsynth.evaluation)
+    export    saved_models/NAME/VERSION   SavedModel of the generator (tfsynth.export)
     report    OUT/summary.json, OUT/report.html, OUT/report.md
 
-Every stage's output appears atomically (or resumes itself, as training and
+The validation split chooses the checkpoint of each generator, the mix of
+D' and the generator that feeds it; the test split only reports. Every
+stage's output appears atomically (or resumes itself, as training and
 fusion do), so "its output exists" means "finished": a rerun after an
-interruption skips finished stages and continues where it stopped.
-OUT/stages.json records each stage's time and outputs. This module adds no
-logic of its own beyond orchestration.
+interruption skips finished stages. OUT/stages.json records each stage's
+time and outputs. This module adds no logic beyond orchestration.
 """
 
 from __future__ import annotations
@@ -25,15 +27,28 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tfsynth.config import RunConfig
-from tfsynth.errors import ConfigError
-from tfsynth.evaluation.evaluate import HEADLINE
+from tfsynth.errors import ConfigError, DataError
 from tfsynth.io import atomic_write_json, atomic_write_text
 
-STAGES = ("split", "augment", "train", "generate", "fuse", "evaluate", "export", "report")
+STAGES = (
+    "split",
+    "augment",
+    "train",
+    "generate",
+    "search",
+    "fuse",
+    "evaluate",
+    "export",
+    "report",
+)
+# Below this many training images, `diffaugment="auto"` turns DiffAugment on.
+DIFFAUGMENT_BELOW = 2000
+DIFFAUGMENT_POLICY = "translation,cutout"
 
 
 class _Stages:
@@ -63,7 +78,43 @@ class _Stages:
             entry.update(result)
         self.record[name] = entry
         atomic_write_json(self.path, self.record)
-        self.log(f"[{name}] done in {seconds:.1f}s")
+        self.log(f"[{name}] done in {seconds:.1f} s")
+
+
+@dataclass
+class _Run:
+    """The run directory's layout and what the stages hand each other."""
+
+    config: RunConfig
+    out: Path
+    log: Callable[[str], None]
+    verbose: int
+    saved_models: Path
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def split_dir(self, name: str) -> Path:
+        return self.out / "data" / name
+
+    def model_dir(self, name: str) -> Path:
+        return self.out / "models" / name
+
+    def gen_dir(self, name: str) -> Path:
+        return self.out / "generated" / name
+
+    def dataset(self, name: str):
+        """The train/val/test split, loaded once."""
+        from tfsynth.data import load_dataset
+
+        if name not in self.datasets:
+            ds = load_dataset(str(self.split_dir(name)))
+            if name == "train" and self.config.train.max_train_examples:
+                ds = ds[: self.config.train.max_train_examples]
+            self.datasets[name] = ds
+        return self.datasets[name]
 
 
 def _check_config(out: Path, config: RunConfig) -> None:
@@ -79,6 +130,33 @@ def _check_config(out: Path, config: RunConfig) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, config.to_json())
+
+
+def _split_parts(config: RunConfig) -> dict[str, Any]:
+    """The train/val/test parts in memory; raises before anything is written."""
+    from tfsynth.data import load_dataset
+    from tfsynth.evaluation.utility import check_compatible
+
+    d = config.data
+    real = load_dataset(d.spec)
+    if d.test_spec:
+        parts = real.split([1.0 - d.val_fraction, d.val_fraction], seed=config.seed)
+        test = load_dataset(d.test_spec)
+        check_compatible(real, test)
+        parts.append(test)
+    else:
+        train_frac = 1.0 - d.val_fraction - d.test_fraction
+        parts = real.split([train_frac, d.val_fraction, d.test_fraction], seed=config.seed)
+    named = dict(zip(("train", "val", "test"), parts))
+    batch = config.train.batch_size
+    for name, part in named.items():
+        if len(part) == 0 or (name == "train" and len(part) < batch):
+            raise DataError(
+                f"{d.spec}: {len(real)} images leave {len(part)} for the {name} split "
+                f"(val {d.val_fraction:g}, test {d.test_fraction:g}, batch {batch}); "
+                "give more data or change the fractions"
+            )
+    return named
 
 
 def run(
@@ -103,220 +181,270 @@ def run(
 
     >>> from tfsynth.config import preset
     >>> summary = run(preset("smoke"), out="runs/smoke")  # doctest: +SKIP
-    >>> summary["tstr_accuracy"], summary["report"]  # doctest: +SKIP
+    >>> summary["verdict"], summary["report"]  # doctest: +SKIP
     """
-    from tfsynth.augment import augment_to_dir
-    from tfsynth.data import load_dataset, write_dataset_dir
-    from tfsynth.evaluation import evaluate_to_dir
-    from tfsynth.export import export_generator
-    from tfsynth.fusion import build_fused
-    from tfsynth.training import generate, train
-
     config.validate()
     if verbose == "auto":
         # A live bar redraws each step: fine on a terminal, noise in a log file.
         verbose = 1 if sys.stdout.isatty() else 2
     out = Path(out)
+    r = _Run(config, out, log, verbose, Path(saved_models))
     t_start = time.perf_counter()
-    data_dir = out / "data"
-    splits = {k: data_dir / k for k in ("train", "val", "test")}
-    # Load the real data before creating anything, so that a bad spec leaves
-    # no run directory behind.
-    real = None if all(p.exists() for p in splits.values()) else load_dataset(config.data.spec)
+    splits_done = all(r.split_dir(k).exists() for k in ("train", "val", "test"))
+    # Split in memory before creating anything: bad data leaves no run directory.
+    parts = None if splits_done else _split_parts(config)
     _check_config(out, config)
     stages = _Stages(out, log)
-    seed = config.seed
-
-    def split():
-        ds = real
-        d = config.data
-        train_frac = 1.0 - d.val_fraction - d.test_fraction
-        parts = ds.split([train_frac, d.val_fraction, d.test_fraction], seed=seed)
-        for (name, path), part in zip(splits.items(), parts):
-            if not path.exists():
-                write_dataset_dir(
-                    path, part, metadata={"source": config.data.spec, "split": name, "seed": seed}
-                )
-        return {name: len(part) for name, part in zip(splits, parts)}
-
-    stages.run("split", lambda: all(p.exists() for p in splits.values()), split)
-    train_ds = load_dataset(str(splits["train"]))
-    if config.train.max_train_examples:
-        train_ds = train_ds[: config.train.max_train_examples]
-
-    aug_dir, figures_dir = out / "augmented", out / "figures"
-    stages.run(
-        "augment",
-        aug_dir.exists,
-        lambda: {
-            "num_examples": augment_to_dir(
-                train_ds,
-                config.augment.policy,
-                config.augment.num_examples,
-                seed=seed,
-                out=aug_dir,
-                preview=figures_dir / "augment_preview.png",
-            )["num_examples"]
-        },
-    )
-
-    model_dir = out / "model"
-    model_path = model_dir / "model.keras"
-    t = config.train
-
-    def train_stage():
-        s = train(
-            train_ds,
-            t.model,
-            epochs=t.epochs,
-            out_dir=model_dir,
-            batch_size=t.batch_size,
-            seed=seed,
-            width=t.width,
-            latent_dim=t.latent_dim,
-            verbose=verbose,
-        )
-        return {k: s[k] for k in ("steps", "images_per_second") if k in s}
-
-    stages.run("train", model_path.exists, train_stage)
-
-    gen_dir = out / "generated"
-    stages.run(
-        "generate",
-        gen_dir.exists,
-        lambda: {
-            "num_examples": generate(
-                model_path,
-                config.generate.num_examples,
-                labels=config.generate.labels,
-                seed=seed,
-                out=gen_dir,
-            )["num_examples"]
-        },
-    )
-
-    fused_dir = out / "fused"
-    f = config.fuse
-    stages.run(
-        "fuse",
-        lambda: (fused_dir / "manifest.json").exists(),
-        lambda: {
-            "num_examples": build_fused(
-                real=str(splits["train"]),
-                # Both synthetic sources stream on the fly, so D' can be any
-                # size and rebalance classes (D_aug/D_gen dirs are for review
-                # and evaluation).
-                aug_policy=config.augment.policy,
-                gen=str(model_path),
-                ratios=f.ratios,
-                size=f.size,
-                class_target=f.class_target,
-                seed=seed,
-                num_shards=f.num_shards,
-                out=fused_dir,
-            )["num_examples"]
-        },
-    )
-
-    eval_dir = out / "evaluation"
-    e = config.evaluate
-
-    def evaluate_stage():
-        s = evaluate_to_dir(
-            train_ds,
-            str(gen_dir),
-            str(splits["test"]),
-            out=eval_dir,
-            fused=str(fused_dir),
-            max_samples=e.max_samples,
-            classifier_epochs=e.classifier_epochs,
-            extractor_epochs=e.extractor_epochs,
-            seeds=e.seeds,
-            low_data_sizes=e.low_data_sizes,
-            min_steps=e.min_steps,
-            seed=seed,
-        )
-        return {"fid": s.get("fid"), "tstr_accuracy": s.get("tstr_accuracy")}
-
-    stages.run("evaluate", lambda: (eval_dir / "summary.json").exists(), evaluate_stage)
-
-    name = out.name
+    stages.run("split", lambda: splits_done, lambda: _split(r, parts))
+    stages.run("augment", (out / "augmented").exists, lambda: _augment(r))
+    models = config.train.models
+    stages.run("train", lambda: _all_done(r, models, "train"), lambda: _train(r, models))
+    stages.run("generate", lambda: _all_done(r, models, "generate"), lambda: _generate(r, models))
+    search_file = out / "search" / "search.json"
+    stages.run("search", search_file.exists, lambda: _search(r, models))
+    stages.run("fuse", (out / "fused" / "manifest.json").exists, lambda: _fuse(r))
+    eval_summary = out / "evaluation" / "summary.json"
+    stages.run("evaluate", eval_summary.exists, lambda: _evaluate(r))
     stages.run(
         "export",
-        lambda: (
-            "path" in stages.record.get("export", {})
-            and Path(stages.record["export"]["path"]).exists()
-        ),
-        lambda: {"path": str(export_generator(model_path, saved_models, name=name))},
+        lambda: Path(stages.record.get("export", {}).get("path", "\0")).exists(),
+        lambda: _export(r),
     )
-
     summary: dict[str, Any] = {}
 
     def report_stage():
+        from tfsynth.run_report import write_run_report
+
         wall = time.perf_counter() - t_start
-        summary.update(_write_run_report(out, config, stages.record, wall))
+        summary.update(write_run_report(out, config, stages.record, wall))
         return {"path": summary["report"]}
 
     # Always rewritten: it is cheap and records this invocation's wall time.
     stages.run("report", lambda: False, report_stage)
+    chosen = _chosen_generator(r)
+    log(f"verdict:  {summary.get('verdict', '')}")
     log(f"report:   {summary['report']}")
     log(f"summary:  {out / 'summary.json'}")
-    log(f"model:    {model_path}")
     log(f"export:   {stages.record['export']['path']}")
-    log(f"tensorboard --logdir {model_dir / 'tensorboard'}")
+    log(f"tensorboard --logdir {r.model_dir(chosen) / 'tensorboard'}")
     return summary
 
 
-def _write_run_report(out: Path, config: RunConfig, stages: dict, wall: float) -> dict[str, Any]:
-    from tfsynth.report import write_report
+def _all_done(r: _Run, models, stage: str) -> bool:
+    if stage == "train":
+        return all((r.model_dir(m) / "model.keras").exists() for m in models)
+    return all(r.gen_dir(m).exists() for m in models)
 
-    ev = json.loads((out / "evaluation" / "summary.json").read_text())
-    train_summary = json.loads((out / "model" / "summary.json").read_text())
-    summary: dict[str, Any] = {k: ev[k] for k in HEADLINE if k in ev}
-    summary.update(
-        {
-            "wall_seconds": round(wall, 2),
-            "stage_seconds_total": round(sum(s.get("seconds", 0) for s in stages.values()), 2),
-            "data": config.data.spec,
-            "model": config.train.model,
-            "preset": config.preset,
-            "seed": config.seed,
-            "num_train": stages.get("split", {}).get("train"),
-            "num_val": stages.get("split", {}).get("val"),
-            "num_test": stages.get("split", {}).get("test"),
-            "num_augmented": stages.get("augment", {}).get("num_examples"),
-            "num_generated": stages.get("generate", {}).get("num_examples"),
-            "num_fused": stages.get("fuse", {}).get("num_examples"),
-            "train_images_per_second": train_summary.get("images_per_second"),
-            "export_path": stages.get("export", {}).get("path"),
-            "report": str(out / "report.html"),
-        }
+
+def _split(r: _Run, parts) -> dict[str, int]:
+    from tfsynth.data import write_dataset_dir
+
+    meta = {"source": r.config.data.spec, "seed": r.seed}
+    for name, part in parts.items():
+        if not r.split_dir(name).exists():
+            write_dataset_dir(r.split_dir(name), part, metadata={**meta, "split": name})
+    return {name: len(part) for name, part in parts.items()}
+
+
+def _augment(r: _Run) -> dict[str, int]:
+    from tfsynth.augment import augment_to_dir
+
+    a = r.config.augment
+    s = augment_to_dir(
+        r.dataset("train"),
+        a.policy,
+        a.num_examples,
+        seed=r.seed,
+        out=r.out / "augmented",
+        preview=r.out / "figures" / "augment_preview.png",
     )
-    for k, v in stages.items():
-        if "seconds" in v:
-            summary[f"stage_seconds.{k}"] = v["seconds"]
-    # The rest of the evaluation record (sample counts, extractor accuracy,
-    # per-class FID, low-data curve...) keeps its keys, so the report reads it.
-    for k, v in ev.items():
-        if k not in summary and not k.startswith(("figures.", "versions.", "command", "created")):
-            summary[k] = v
-    summary["config"] = config.to_dict()
-    figures = {
-        k.removeprefix("figures."): f"evaluation/{v}"
-        for k, v in ev.items()
-        if k.startswith("figures.")
+    return {"num_examples": s["num_examples"]}
+
+
+def _diffaugment(r: _Run) -> str | None:
+    d = r.config.train.diffaugment
+    if d == "auto":
+        return DIFFAUGMENT_POLICY if len(r.dataset("train")) < DIFFAUGMENT_BELOW else None
+    return d or None
+
+
+def _train(r: _Run, models) -> dict[str, Any]:
+    from tfsynth.training import train
+
+    t = r.config.train
+    result: dict[str, Any] = {}
+    for name in models:
+        if (r.model_dir(name) / "model.keras").exists():
+            continue
+        r.log(f"  training {name} for {t.steps} steps")
+        s = train(
+            r.dataset("train"),
+            name,
+            steps=t.steps,
+            out_dir=r.model_dir(name),
+            batch_size=t.batch_size,
+            seed=r.seed,
+            width=t.width,
+            latent_dim=t.latent_dim,
+            diffaugment=_diffaugment(r),
+            val=r.dataset("val"),
+            select=t.select if name in ("cgan", "cvae") else "fid",
+            eval_every=t.eval_every,
+            verbose=r.verbose,
+        )
+        if s.get("generator_failed"):
+            r.log(f"  {name} FAILED on validation: {s['generator_failed_reason']}")
+        result[name] = {k: s.get(k) for k in ("steps", "images_per_second", "val_fid")}
+    return result
+
+
+def _train_summary(r: _Run, name: str) -> dict[str, Any]:
+    return json.loads((r.model_dir(name) / "summary.json").read_text())
+
+
+def _generate(r: _Run, models) -> dict[str, Any]:
+    from tfsynth.generation import generate
+
+    g = r.config.generate
+    n = g.num_examples or len(r.dataset("train"))
+    result = {}
+    for name in models:
+        if r.gen_dir(name).exists():
+            continue
+        # A failed generator's samples are not curated (the classifier would
+        # reject them all); they stay out of D' and are evaluated as they are.
+        failed = bool(_train_summary(r, name).get("generator_failed"))
+        m = generate(
+            r.model_dir(name),
+            n,
+            labels=g.labels,
+            seed=r.seed,
+            out=r.gen_dir(name),
+            curate=g.curate and not failed,
+            min_confidence=g.min_confidence,
+        )
+        result[name] = m["num_examples"]
+    return result
+
+
+def _usable_generators(r: _Run, models) -> dict[str, str]:
+    """Generators that validation did not mark as failed."""
+    return {
+        m: str(r.model_dir(m) / "model.keras")
+        for m in models
+        if not _train_summary(r, m).get("generator_failed")
     }
-    samples = sorted((out / "model" / "samples").glob("*.png"))
-    if samples:
-        figures = {"generator_samples": str(samples[-1].relative_to(out)), **figures}
-    if (out / "figures" / "augment_preview.png").exists():
-        figures["augment_preview"] = "figures/augment_preview.png"
-    write_report(
-        out,
-        summary,
-        figures,
-        command="run",
-        title=f"tfsynth run: {config.data.spec}, {config.train.model}, preset {config.preset}",
-        sections=[("Stages", {k: v.get("seconds") for k, v in stages.items()})],
+
+
+def _search(r: _Run, models) -> dict[str, Any]:
+    from tfsynth.fusion.search import search_figure, search_mix, write_hparams
+    from tfsynth.io import atomic_directory
+    from tfsynth.plotting import save_figure
+
+    cfg = r.config
+    if cfg.fuse.search:
+        result = search_mix(
+            r.dataset("train"),
+            r.dataset("val"),
+            aug_policy=cfg.augment.policy,
+            generators=_usable_generators(r, models),
+            test=r.dataset("test"),
+            config=cfg.search_config(),
+            seed=r.seed,
+            log=r.log,
+        )
+    else:
+        result = _fixed_mix(r, models)
+    with atomic_directory(r.out / "search", overwrite=True) as tmp:
+        if result["table"]:
+            write_hparams(result, tmp / "tensorboard")
+            save_figure(search_figure(result), tmp / "search.png")
+        atomic_write_json(tmp / "search.json", result)
+    chosen = result["table"][result["chosen"]]["label"] if result["table"] else "fixed"
+    return {"chosen": chosen}
+
+
+def _fixed_mix(r: _Run, models) -> dict[str, Any]:
+    """No search: the configured ratios, with the first usable generator."""
+    f = r.config.fuse
+    gens = _usable_generators(r, models)
+    fusion = {
+        "aug_policy": r.config.augment.policy,
+        "gen": next(iter(gens.values()), None),
+        "ratios": f.ratios,
+        "size": f.size,
+        "min_confidence": r.config.generate.min_confidence if r.config.generate.curate else None,
+        "seed": r.seed,
+    }
+    return {"table": [], "chosen": None, "chosen_fusion": fusion, "ladder": {}}
+
+
+def _search_result(r: _Run) -> dict[str, Any]:
+    return json.loads((r.out / "search" / "search.json").read_text())
+
+
+def _chosen_generator(r: _Run) -> str:
+    """The generator in the chosen mix, else the first usable one, else the first."""
+    gen = _search_result(r)["chosen_fusion"].get("gen")
+    models = r.config.train.models
+    for m in models:
+        if gen and Path(gen) == r.model_dir(m) / "model.keras":
+            return m
+    usable = _usable_generators(r, models)
+    return next(iter(usable), models[0])
+
+
+def _fuse(r: _Run) -> dict[str, Any]:
+    from tfsynth.fusion import build_fused
+
+    fusion = dict(_search_result(r)["chosen_fusion"])
+    if fusion.get("gen") is None:
+        fusion.pop("min_confidence", None)
+    if fusion.get("ratios") and "aug" not in fusion["ratios"]:
+        fusion.pop("aug_policy", None)
+    m = build_fused(
+        real=str(r.split_dir("train")),
+        class_target=r.config.fuse.class_target,
+        num_shards=r.config.fuse.num_shards,
+        out=r.out / "fused",
+        **fusion,
     )
-    return json.loads((out / "summary.json").read_text())
+    return {"num_examples": m["num_examples"]}
+
+
+def _evaluate(r: _Run) -> dict[str, Any]:
+    from tfsynth.evaluation import evaluate_to_dir
+
+    e = r.config.evaluate
+    search = _search_result(r)
+    known = {}
+    if search["table"]:
+        rows = search["table"]
+        known = {
+            "trtr": rows[0]["test_accuracy_runs"],
+            "fused": rows[search["chosen"]]["test_accuracy_runs"],
+        }
+    s = evaluate_to_dir(
+        r.dataset("train"),
+        str(r.gen_dir(_chosen_generator(r))),
+        r.dataset("test"),
+        out=r.out / "evaluation",
+        fused=str(r.out / "fused"),
+        max_samples=e.max_samples,
+        classifier_epochs=e.classifier_epochs,
+        extractor_epochs=e.extractor_epochs,
+        seeds=e.seeds,
+        low_data_sizes=e.low_data_sizes or None,
+        min_steps=e.min_steps,
+        utility_known=known or None,
+        seed=r.seed,
+    )
+    return {"fid": s.get("fid"), "tstr_accuracy": s.get("tstr_accuracy")}
+
+
+def _export(r: _Run) -> dict[str, str]:
+    from tfsynth.export import export_generator
+
+    name = _chosen_generator(r)
+    path = export_generator(r.model_dir(name) / "model.keras", r.saved_models, name=r.out.name)
+    return {"path": str(path), "model": name}
