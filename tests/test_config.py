@@ -26,6 +26,35 @@ def test_bad_values_name_the_field():
     with pytest.raises(ConfigError, match="not valid JSON"):
         RunConfig.from_json("{")
     cfg = preset("smoke")
-    cfg.train.epochs = 0
-    with pytest.raises(ConfigError, match="train.epochs: expected a positive integer"):
+    cfg.train.steps = 0
+    with pytest.raises(ConfigError, match="train.steps: expected a positive integer"):
         cfg.validate()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (("train", "select"), "loss", "train.select: expected one of fid, agreement, got 'loss'"),
+        (("train", "model"), "cgan,gpt", "train.model: 'cgan,gpt' is not one of"),
+        (("train", "model"), "cgan,cgan", "names a model twice"),
+        (("generate", "min_confidence"), 1.0, "generate.min_confidence: expected a number in (0, 1)"),
+        (("fuse", "min_confidences"), (0.0,), "search.min_confidences: expected numbers in (0, 1)"),
+        (("fuse", "multipliers"), (-1.0,), "search.multipliers: expected numbers >= 0"),
+        (("fuse", "gen_shares"), (), "search.gen_shares: expected numbers in [0, 1], got []"),
+        (("fuse", "search_seeds"), 0, "fuse.search_seeds: expected a positive integer"),
+    ],
+)
+def test_new_fields_are_validated(field, value, message):
+    cfg = preset("quick")
+    setattr(getattr(cfg, field[0]), field[1], value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value)
+
+
+def test_models_list_and_search_config():
+    cfg = preset("full")
+    assert cfg.train.models == ["cgan", "cvae"]
+    search = cfg.search_config()
+    assert search.multipliers == (1.0, 2.0) and search.seeds == 3
+    assert search.epochs == cfg.evaluate.classifier_epochs

@@ -53,7 +53,7 @@ def test_write_report_tables_figures_and_sections(tmp_path):
     assert "4000 synthetic vs 2000 real (test split) samples" in md
     assert "| FID | 1.25 |" in md and "| KID | 0.002 ± 0.001 |" in md
     assert "| TRTR | 0.95 ± 0.01 |" in md and "seeds 0, 1, 2" in md
-    assert "| 100 | 0.7 ± 0.02 | 0.9 |" in md and "| 4000 | 0.95 | n/a |" in md
+    assert "| 100 | 0.70 ± 0.02 | 0.9 |" in md and "| 4000 | 0.95 | n/a |" in md
     assert "| zero | 2 |" in md and "| one | n/a |" in md
     assert "| loss | 0.1235 |" in md and "## Notes" in md
     assert "![Synthetic samples](figures/samples.png)" in md

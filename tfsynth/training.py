@@ -428,6 +428,11 @@ def train(
     )
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
+    from tfsynth.validation import check_select
+
+    check_select(select, conditional=val is None or plan.model in ("cgan", "cvae"))
+    if eval_every is not None and (isinstance(eval_every, bool) or eval_every < 1):
+        raise ConfigError(f"--eval-every: expected a positive number of epochs, got {eval_every!r}")
     if plan.final.exists():
         if not overwrite:
             raise DataError(
