@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,3 +271,206 @@ def test_overwrite_replaces_a_finished_build(tmp_path, inputs):
     build_fused({**cfg, "seed": 9}, out=tmp_path / "d", overwrite=True)
     assert _shard_bytes(tmp_path / "d") != first
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+# -- curation (--min-confidence) and materialize ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """Two-class real data and cgan / dcgan run dirs with model.keras and classifier.keras."""
+    from tests.test_curation import calibrated_classifier
+    from tfsynth.models import build_model
+
+    root = tmp_path_factory.mktemp("curated")
+    images, labels = make_arrays(n=30, num_classes=2, seed=4)
+    np.savez(root / "real.npz", images=images, labels=labels, class_names=np.array(["a", "b"]))
+    runs = {}
+    for name, k, seed in (("cgan", 2, 1), ("dcgan", 0, 2)):
+        model = build_model(name, (16, 16, 1), num_classes=k, latent_dim=8, width=4, seed=seed)
+        model.compile()
+        (root / name).mkdir()
+        model.save(root / name / "model.keras")
+        clf, _ = calibrated_classifier(model)
+        clf.save(root / name / "classifier.keras")
+        runs[name] = (root / name, model, clf)
+    return {"real": f"npz:{root / 'real.npz'}", "arrays": (images, labels), **runs}
+
+
+def _curated_config(curated, model="cgan", **kw):
+    cfg = dict(
+        real=curated["real"], gen=str(curated[model][0]), counts="real=10,gen=16",
+        class_target="match", seed=3, examples_per_shard=8, batch_size=4, min_confidence=0.8,
+    )  # fmt: skip
+    cfg.update(kw)
+    return cfg
+
+
+def _columns(ds):
+    return {k: (v.astype(str) if v.dtype == object else v) for k, v in ds.extras.items()}
+
+
+def test_curated_generator_keeps_confident_samples_with_exact_counts(tmp_path, curated):
+    from tfsynth.evaluation.classifier import predict_proba
+    from tfsynth.fusion.builder import FusionConfig, Layout
+    from tfsynth.models.sampling import generate_at
+
+    cfg = _curated_config(curated)
+    manifest = build_fused(cfg, out=tmp_path / "d")
+    ds = load_dataset(str(tmp_path / "d"))
+    ex = _columns(ds)
+    fusion = manifest["metadata"]["fusion"]
+    gen = ex["source"] == "gen"
+    assert np.bincount(ds.labels[gen], minlength=2).tolist() == fusion["counts"]["gen"]
+    assert gen.sum() == 16 and manifest["num_examples"] == 26
+    _, model, clf = curated["cgan"]
+    probs = predict_proba(clf, ds.images[gen])
+    assert probs.argmax(1).tolist() == ds.labels[gen].tolist()
+    np.testing.assert_allclose(
+        ex["confidence"][gen], probs[np.arange(16), ds.labels[gen]], rtol=1e-6
+    )
+    assert (ex["confidence"][gen] >= 0.8).all() and set(ex["confidence"][~gen]) == {-1.0}
+    # Gen example j is generator example j + t * 16 with the label of seq[j].
+    index = ex["gen_index"][gen]
+    base, t = index % 16, index // 16
+    assert sorted(base.tolist()) == list(range(16)) and t.sum() > 0
+    seq = Layout(FusionConfig(**cfg).validate()).sources[1].seq
+    assert ds.labels[gen].tolist() == seq[base].tolist()
+    again = generate_at(model, index, ds.labels[gen], seed=3, batch_size=4)
+    np.testing.assert_array_equal(again["image"], ds.images[gen])
+    # The manifest and summary count the rejected candidates of every shard.
+    src = fusion["sources"]["gen"]
+    labels = ds.labels[gen]
+    kept = np.bincount(labels, minlength=2)
+    want = {
+        n: int(kept[c]) / (int(kept[c]) + int(t[labels == c].sum())) for c, n in enumerate("ab")
+    }
+    assert src["min_confidence"] == 0.8 and src["num_rejected"] == int(t.sum())
+    assert src["kept_fraction_per_class"] == want
+    assert src["classifier"] == str(curated["cgan"][0] / "classifier.keras")
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["gen.kept_fraction"] == 16 / (16 + int(t.sum()))
+    assert summary["gen.kept_fraction_per_class.b"] == want["b"]
+    assert summary["config.min_confidence"] == 0.8
+
+
+def test_curated_shards_built_separately_equal_one_build(tmp_path, curated):
+    cfg = _curated_config(curated)
+    one = build_fused(cfg, out=tmp_path / "one")
+    for i in (3, 0, 2, 1):
+        build_fused(cfg, out=tmp_path / "w", shard_index=i)
+    merged = build_fused(cfg, out=tmp_path / "w", merge_only=True)
+    assert (
+        _shard_bytes(tmp_path / "w") == _shard_bytes(tmp_path / "one") and len(one["shards"]) == 4
+    )
+    assert merged["metadata"]["fusion"]["sources"] == one["metadata"]["fusion"]["sources"]
+    assert merged["metadata"]["fusion"]["sources"]["gen"]["num_rejected"] > 0
+
+
+def test_curated_materialize_rows_equal_build_fused_rows(tmp_path, curated):
+    import hashlib
+
+    from tfsynth.data import ImageDataset
+    from tfsynth.fusion import materialize
+
+    cfg = _curated_config(curated)
+    one = build_fused(cfg, out=tmp_path / "one")
+    written = load_dataset(str(tmp_path / "one"))
+    mem = materialize(cfg)
+    assert (
+        hashlib.sha256(mem.images.tobytes()).hexdigest()
+        == hashlib.sha256(written.images.tobytes()).hexdigest()
+    )
+    np.testing.assert_array_equal(mem.labels, written.labels)
+    ex = _columns(written)
+    assert set(mem.extras) == set(ex)
+    for k, v in ex.items():
+        np.testing.assert_array_equal(mem.extras[k], v, err_msg=k)
+    assert mem.class_names == ["a", "b"]
+    src = mem.metadata["fusion"]["sources"]["gen"]
+    assert (
+        src["kept_fraction_per_class"]
+        == one["metadata"]["fusion"]["sources"]["gen"]["kept_fraction_per_class"]
+    )
+    # Objects where paths are: the real data as an ImageDataset, the classifier as a model.
+    images, labels = curated["arrays"]
+    real = ImageDataset(images, labels, class_names=["a", "b"], name="real")
+    objects = materialize({**cfg, "real": real, "classifier": curated["cgan"][2]})
+    np.testing.assert_array_equal(objects.images, written.images)
+    np.testing.assert_array_equal(objects.labels, written.labels)
+    np.testing.assert_array_equal(objects.extras["confidence"], ex["confidence"])
+
+
+def test_materialize_equals_build_fused_for_data_sources(tmp_path, inputs):
+    from tfsynth.fusion import materialize
+
+    build_fused(_config(inputs), out=tmp_path / "d")
+    written = load_dataset(str(tmp_path / "d"))
+    mem = materialize(_config(inputs, num_shards=2))  # shards do not change the rows
+    np.testing.assert_array_equal(mem.images, written.images)
+    np.testing.assert_array_equal(mem.labels, written.labels)
+    assert mem.extras["source"].tolist() == _columns(written)["source"].tolist()
+    assert mem.metadata["fusion"]["source_totals"] == {"real": 45, "aug": 18, "gen": 27}
+
+
+def test_unconditional_model_is_pseudo_labelled_by_the_classifier(tmp_path, curated):
+    from tfsynth.evaluation.classifier import predict_proba
+
+    cfg = _curated_config(curated, model="dcgan", min_confidence=0.7, class_target="uniform")
+    manifest = build_fused(cfg, out=tmp_path / "d")
+    ds = load_dataset(str(tmp_path / "d"))
+    gen = _columns(ds)["source"] == "gen"
+    probs = predict_proba(curated["dcgan"][2], ds.images[gen])
+    assert ds.labels[gen].tolist() == probs.argmax(1).tolist()
+    assert (probs.max(1) >= 0.7).all()
+    assert manifest["class_counts"] == [13, 13]
+    assert np.bincount(ds.labels[gen]).tolist() == manifest["metadata"]["fusion"]["counts"]["gen"]
+    assert not manifest["metadata"]["fusion"]["sources"]["gen"]["conditional"]
+    with pytest.raises(ConfigError, match="the model is unconditional"):
+        build_fused({**cfg, "min_confidence": None}, out=tmp_path / "e")
+
+
+def test_curation_config_errors(tmp_path, curated, inputs):
+    from tests.test_curation import brightness_classifier
+
+    cfg = _curated_config(curated)
+    cases = [
+        ({"min_confidence": 1.0}, ConfigError, "--min-confidence: expected a number in (0, 1)"),
+        ({"min_confidence": 0}, ConfigError, "--min-confidence: expected a number in (0, 1)"),
+        ({"gen": None, "counts": "real=10"}, ConfigError, "--min-confidence needs a --gen model"),
+        ({"gen": inputs["gen"]}, ConfigError, "--min-confidence needs a --gen model"),
+        ({"min_confidence": None, "classifier": "c.keras"}, ConfigError, "give both"),
+        ({"classifier": str(tmp_path / "c.keras")}, DataError, "classifier file not found"),
+        ({"classifier": 3}, ConfigError, "--classifier: expected the path"),
+        ({"real": 3}, ConfigError, "--real: expected a dataset spec or an ImageDataset"),
+        ({"classifier": brightness_classifier(centers=(-1, 0, 1))}, DataError, "3 classes"),
+    ]
+    for change, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            build_fused({**cfg, **change}, out=tmp_path / "d")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "model.keras").write_bytes((curated["cgan"][0] / "model.keras").read_bytes())
+    with pytest.raises(DataError, match=re.escape(f"{bare / 'classifier.keras'}: classifier file")):
+        build_fused({**cfg, "gen": str(bare)}, out=tmp_path / "d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare"]
+
+
+def test_config_with_objects_has_a_stable_fingerprint(curated):
+    from tests.test_curation import brightness_classifier
+    from tfsynth.data import ImageDataset
+    from tfsynth.fusion import FusionConfig
+
+    images, labels = curated["arrays"]
+
+    def cfg(real_images, clf):
+        real = ImageDataset(real_images, labels, class_names=["a", "b"], name="real")
+        return FusionConfig(real=real, gen="m.keras", min_confidence=0.5, classifier=clf)
+
+    a = cfg(images, brightness_classifier())
+    assert a.fingerprint() == cfg(images.copy(), brightness_classifier()).fingerprint()
+    assert a.fingerprint() != cfg(255 - images, brightness_classifier()).fingerprint()
+    assert a.fingerprint() != cfg(images, brightness_classifier(scale=2.0)).fingerprint()
+    config = json.loads(json.dumps(a.get_config()))
+    assert config["real"].startswith("ImageDataset 'real' (30 examples, sha256 ")
+    assert config["classifier"].startswith("keras.Model 'brightness' (weights sha256 ")
