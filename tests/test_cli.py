@@ -132,3 +132,66 @@ def test_console_script_offline_tfds_and_version(tmp_path):
     )
     assert r.returncode == 0 and json.loads(r.stdout)["num_examples"] == 10000
     assert r.stderr == ""
+
+
+@pytest.fixture(scope="module")
+def curation_run(tmp_path_factory):
+    """A cgan run dir with model.keras and classifier.keras, one without a classifier, real data."""
+    from tests.test_curation import calibrated_classifier
+    from tfsynth.models import build_model
+
+    root = tmp_path_factory.mktemp("curation_cli")
+    model = build_model("cgan", (16, 16, 1), num_classes=2, latent_dim=8, width=4, seed=1)
+    model.compile()
+    for name in ("run", "bare"):
+        (root / name).mkdir()
+        model.save(root / name / "model.keras")
+    calibrated_classifier(model)[0].save(root / "run" / "classifier.keras")
+    images, labels = make_arrays(n=20, num_classes=2)
+    np.savez(root / "real.npz", images=images, labels=labels)
+    return root
+
+
+def test_generate_curate_writes_kept_fractions(tmp_path, capsys, curation_run):
+    argv = ["generate", "--model", str(curation_run / "run"), "-n", "6", "--curate"]
+    rc, out, err = run_cli(capsys, *argv, "--min-confidence", "0.8", "--out", str(tmp_path / "g"))
+    assert rc == 0, err
+    assert "wrote 6 images" in out and "curated: kept" in out
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert summary["min_confidence"] == 0.8 and 0 < summary["kept_fraction"] <= 1
+    assert set(load_dataset(str(tmp_path / "g")).extras) == {"gen_seed", "gen_index", "confidence"}
+
+
+CURATION_BAD = [
+    (["generate", "--curate", "--min-confidence", "1.5"], "--min-confidence: expected a number"),
+    (["generate", "--min-confidence", "0"], "--min-confidence: expected a number"),
+    (["generate", "--curate", "--classifier", "{d}/none.keras"], "classifier file not found"),
+    (["generate", "--curate", "--model", "{d}/bare"], "bare/classifier.keras: classifier file"),
+    (["fuse", "--gen", "{d}/run", "--min-confidence", "1.5"], "--min-confidence: expected"),
+    (["fuse", "--gen", "{d}/run", "--min-confidence", "-1"], "--min-confidence: expected"),
+    (["fuse", "--gen", "{d}/run", "--min-confidence", "0.8", "--classifier", "{d}/none.keras"],
+     "none.keras: classifier file not found"),
+    (["fuse", "--gen", "{d}/bare", "--min-confidence", "0.8"], "classifier file not found"),
+    (["fuse", "--min-confidence", "0.8"], "--min-confidence needs a --gen model"),
+    (["fuse", "--gen", "{d}/run", "--classifier", "{d}/run/classifier.keras"], "give both"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(len(CURATION_BAD)))
+def test_curation_bad_input_exits_2_one_line_nothing_written(tmp_path, capsys, curation_run, case):
+    argv, message = CURATION_BAD[case]
+    argv = [a.replace("{d}", str(curation_run)) for a in argv]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if argv[0] == "generate":
+        if "--model" not in argv:
+            argv += ["--model", str(curation_run / "run")]
+        argv += ["-n", "4", "--out", str(out_dir / "g")]
+    else:
+        argv += ["--real", f"npz:{curation_run / 'real.npz'}", "--out", str(out_dir / "d")]
+    rc, _, err = run_cli(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("tfsynth: error: "), err
+    assert message in lines[0]
+    assert listing(out_dir) == []

@@ -92,7 +92,7 @@ def _cmd_fuse(args) -> None:
         for k in (
             "real", "aug", "aug_policy", "gen", "ratios", "counts", "size", "class_target",
             "seed", "num_shards", "examples_per_shard", "memorization_threshold",
-            "batch_size", "format",
+            "min_confidence", "classifier", "batch_size", "format",
         )
     }  # fmt: skip
     result = build_fused(
@@ -141,6 +141,17 @@ def _add_fuse(sub) -> None:
         "--memorization-threshold",
         type=float,
         help="drop generated images closer than this to a real image (L2, pixels in [0, 1])",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        help="curate a --gen model: keep a sample when the real-data classifier predicts its "
+        "label with at least this probability (0 < T < 1); unconditional models get the "
+        "classifier's labels",
+    )
+    p.add_argument(
+        "--classifier",
+        help="the curating classifier .keras (default: classifier.keras next to the --gen model)",
     )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--format", default="tfsynth", help="tfsynth (default) or tfds")
@@ -327,8 +338,9 @@ def _add_train(sub) -> None:
 
 
 def _cmd_generate(args) -> None:
-    from tfsynth.training import generate
+    from tfsynth.generation import generate
 
+    curate = args.curate or args.min_confidence is not None or args.classifier is not None
     m = generate(
         args.model,
         args.n,
@@ -337,8 +349,13 @@ def _cmd_generate(args) -> None:
         out=args.out,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        curate=curate,
+        min_confidence=0.9 if args.min_confidence is None else args.min_confidence,
+        classifier=args.classifier,
     )
-    print(f"wrote {m['num_examples']} images to {args.out}")
+    kept = m["metadata"]["generator"].get("curation", {}).get("kept_fraction")
+    note = f" (curated: kept {kept:.1%} of the candidates)" if kept is not None else ""
+    print(f"wrote {m['num_examples']} images to {args.out}{note}")
 
 
 def _add_generate(sub) -> None:
@@ -352,6 +369,22 @@ def _add_generate(sub) -> None:
     p.add_argument("--out", required=True, help="new dataset directory")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--curate",
+        action="store_true",
+        help="keep only samples the real-data classifier confirms (exact class counts; "
+        "unconditional models get the classifier's labels)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        help="curation threshold 0 < T < 1 (default 0.9; implies --curate)",
+    )
+    p.add_argument(
+        "--classifier",
+        help="the curating classifier .keras (default: classifier.keras in the model's run "
+        "directory; implies --curate)",
+    )
     p.set_defaults(func=_cmd_generate)
 
 
