@@ -351,6 +351,7 @@ def _search(r: _Run, models) -> dict[str, Any]:
             test=r.dataset("test"),
             config=cfg.search_config(),
             seed=r.seed,
+            class_target=cfg.fuse.class_target,
             log=r.log,
         )
     else:
@@ -402,9 +403,9 @@ def _fuse(r: _Run) -> dict[str, Any]:
         fusion.pop("min_confidence", None)
     if fusion.get("ratios") and "aug" not in fusion["ratios"]:
         fusion.pop("aug_policy", None)
+    fusion.setdefault("class_target", r.config.fuse.class_target)
     m = build_fused(
         real=str(r.split_dir("train")),
-        class_target=r.config.fuse.class_target,
         num_shards=r.config.fuse.num_shards,
         out=r.out / "fused",
         **fusion,

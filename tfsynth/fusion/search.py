@@ -33,6 +33,7 @@ import numpy as np
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
 from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget, train_classifier
+from tfsynth.fusion.builder import _is_model
 
 REAL_ONLY = "real only"
 
@@ -103,7 +104,8 @@ class Candidate:
             parts.append("aug" if not self.uses_gen else f"aug {1 - self.gen_share:.0%}")
         if self.uses_gen:
             share = "" if not self.uses_aug else f" {self.gen_share:.0%}"
-            parts.append(f"{self.generator}{share}, conf >= {self.min_confidence:g}")
+            conf = "" if self.min_confidence is None else f", conf >= {self.min_confidence:g}"
+            parts.append(f"{self.generator}{share}{conf}")
         return f"real + {self.multiplier:g}x ({', '.join(parts)})"
 
     def ratios(self) -> str:
@@ -123,12 +125,14 @@ def candidates(
         if g == 0:
             out.append(Candidate(m, 0.0))
             continue
-        for name, t in itertools.product(generators, config.min_confidences):
-            out.append(Candidate(m, g, t, name))
+        for name, path in generators.items():
+            # A generated dataset directory is used as it is: nothing to curate.
+            thresholds = config.min_confidences if _is_model(str(path)) else (None,)
+            out.extend(Candidate(m, g, t, name) for t in thresholds)
     return list(dict.fromkeys(out))
 
 
-def _mix(real: ImageDataset, cand: Candidate, *, aug_policy, generators, seed: int):
+def _mix(real: ImageDataset, cand: Candidate, *, aug_policy, generators, seed: int, class_target):
     """The candidate's D', in memory, exactly as `build_fused` would write it."""
     from tfsynth.fusion.builder import FusionConfig, materialize
 
@@ -143,6 +147,7 @@ def _mix(real: ImageDataset, cand: Candidate, *, aug_policy, generators, seed: i
         min_confidence=cand.min_confidence if cand.uses_gen else None,
         seed=seed,
         num_shards=1,
+        class_target=class_target,
     )
     return materialize(cfg)
 
@@ -184,6 +189,7 @@ def search_mix(
     test: ImageDataset | None = None,
     config: SearchConfig | None = None,
     seed: int = 0,
+    class_target: str = "match",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Scores every candidate mix on `val` and picks the best (see the module docstring).
@@ -197,6 +203,7 @@ def search_mix(
         test: optional held-out data, reported only.
         config: the grid and classifier recipe.
         seed: the fusion seed of every candidate.
+        class_target: the class distribution of every candidate D'.
         log: where one progress line per candidate goes.
 
     Returns:
@@ -219,7 +226,14 @@ def search_mix(
     rows = []
     for i, cand in enumerate(grid):
         t0 = time.perf_counter()
-        data = _mix(real, cand, aug_policy=aug_policy, generators=generators, seed=seed)
+        data = _mix(
+            real,
+            cand,
+            aug_policy=aug_policy,
+            generators=generators,
+            seed=seed,
+            class_target=class_target,
+        )
         runs = _score(data, len(real), config, val, test)
         rows.append(_row(cand, data, runs, time.perf_counter() - t0))
         if log is not None:
@@ -230,7 +244,8 @@ def search_mix(
         "chosen": chosen,
         "chosen_fusion": fusion_config_of(
             grid[chosen], real=real, aug_policy=aug_policy, generators=generators, seed=seed
-        ),
+        )
+        | {"class_target": class_target},
         "ladder": ladder(rows),
         "config": dataclasses.asdict(config),
     }

@@ -1,0 +1,105 @@
+"""tfsynth.fusion.search: the grid, the choice on validation, the summary keys."""
+
+import numpy as np
+import pytest
+
+from tfsynth.data import ImageDataset, write_dataset_dir
+from tfsynth.errors import ConfigError
+from tfsynth.fusion import search as search_mod
+from tfsynth.fusion.search import (
+    Candidate,
+    SearchConfig,
+    candidates,
+    flat_summary,
+    search_mix,
+    search_figure,
+)
+
+FAST = {"seeds": 1, "epochs": 1, "min_steps": 30, "batch_size": 8}
+
+
+def _halves(n, seed, flip=False):
+    """Class 0 is bright on the left half, class 1 on the right (plus noise)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 60, (n, 16, 16, 1)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        images[i, :, (0 if y == 0 else 8) : (8 if y == 0 else 16)] += 150
+    if flip:
+        labels = 1 - labels
+    return ImageDataset(images, labels, class_names=["left", "right"], name=f"halves{seed}")
+
+
+def test_grid_real_only_first_and_sources_respected():
+    cfg = SearchConfig(
+        multipliers=(0.0, 1.0, 2.0), gen_shares=(0.0, 1.0), min_confidences=(0.5, 0.9)
+    )
+    grid = candidates(cfg, has_aug=True, generators={"g": "run/model.keras"})
+    assert grid[0] == Candidate() and grid.count(Candidate()) == 1
+    assert len(grid) == 1 + 2 * (1 + 2)  # m in {1, 2} x (aug only + gen at 2 thresholds)
+    no_aug = candidates(cfg, has_aug=False, generators={"g": "run/model.keras"})
+    assert all(c.gen_share == 1 for c in no_aug[1:]) and len(no_aug) == 5
+    assert Candidate(2.0, 0.25, 0.9, "g").ratios() == "real=1,aug=1.5,gen=0.5"
+    assert Candidate(1.0, 0.5, 0.9, "g").family == "D+aug+gen"
+
+
+def test_search_picks_real_only_when_the_synthetic_source_is_noise(tmp_path):
+    write_dataset_dir(tmp_path / "noise", _halves(80, 5, flip=True))
+    result = search_mix(
+        _halves(40, 0),
+        _halves(40, 1),
+        generators={"noise": str(tmp_path / "noise")},
+        test=_halves(40, 2),
+        config=SearchConfig(multipliers=(2.0,), gen_shares=(1.0,), **FAST),
+    )
+    rows = result["table"]
+    assert [r["label"] for r in rows] == ["real only", "real + 2x (noise)"]
+    assert rows[1]["num_examples"] == 120
+    assert rows[1]["val_accuracy"] < rows[0]["val_accuracy"] - 0.2
+    assert result["chosen"] == 0 and result["chosen_fusion"]["ratios"] == "real=1"
+    s = flat_summary(result)
+    assert s["dprime_val_accuracy"] == s["d_val_accuracy"] == rows[0]["val_accuracy"]
+    assert s["ladder.D+gen.label"] == "real + 2x (noise)"
+
+
+def test_choice_is_the_best_validation_mean_and_ties_go_to_real_only(monkeypatch, tmp_path):
+    write_dataset_dir(tmp_path / "gen", _halves(80, 5))
+    scores = iter([[0.8, 0.8], [0.9, 0.7], [0.85, 0.86], [0.7, 0.7]])
+    monkeypatch.setattr(search_mod, "_score", lambda *a: {"val": next(scores), "test": [0.5, 0.5]})
+    cfg = SearchConfig(multipliers=(1.0,), gen_shares=(0.0, 0.5, 1.0), seeds=2)
+    result = search_mix(
+        _halves(20, 0),
+        _halves(20, 1),
+        aug_policy="rotate:10",
+        generators={"g": str(tmp_path / "gen")},
+        config=cfg,
+    )
+    assert [r["val_accuracy"] for r in result["table"]] == pytest.approx([0.8, 0.8, 0.855, 0.7])
+    assert result["chosen"] == 2 and result["chosen_fusion"]["ratios"] == "real=1,aug=0.5,gen=0.5"
+    assert result["ladder"] == {"D": 0, "D+aug": 1, "D+aug+gen": 2, "D+gen": 3}
+    search_figure(result)  # draws
+
+
+def test_a_tie_keeps_real_only(monkeypatch):
+    monkeypatch.setattr(search_mod, "_score", lambda *a: {"val": [0.9], "test": []})
+    result = search_mix(
+        _halves(20, 0),
+        _halves(20, 1),
+        aug_policy="rotate:10",
+        config=SearchConfig(gen_shares=(0.0,), seeds=1),
+    )
+    assert result["chosen"] == 0
+
+
+def test_a_grid_without_synthetic_candidates_is_refused():
+    with pytest.raises(ConfigError, match="the grid has no candidate with synthetic data"):
+        search_mix(_halves(20, 0), _halves(20, 1), config=SearchConfig(**FAST))
+    with pytest.raises(ConfigError, match="the grid has no candidate with synthetic data"):
+        search_mix(
+            _halves(20, 0),
+            _halves(20, 1),
+            aug_policy="rotate:10",
+            config=SearchConfig(gen_shares=(1.0,), **FAST),
+        )
+    with pytest.raises(ConfigError, match=r"search.gen_shares: expected numbers in \[0, 1\]"):
+        SearchConfig(gen_shares=(1.5,)).validate()
