@@ -10,7 +10,7 @@ import tensorflow as tf
 from tests.conftest import listing, make_arrays
 from tfsynth.cli import main
 from tfsynth.data import ImageDataset
-from tfsynth.errors import ConfigError, DataError
+from tfsynth.errors import ConfigError
 from tfsynth.evaluation.classifier import build_classifier
 from tfsynth.evaluation.distribution import fid
 from tfsynth.training import train

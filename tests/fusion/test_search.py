@@ -11,8 +11,8 @@ from tfsynth.fusion.search import (
     SearchConfig,
     candidates,
     flat_summary,
-    search_mix,
     search_figure,
+    search_mix,
 )
 
 FAST = {"seeds": 1, "epochs": 1, "min_steps": 30, "batch_size": 8}
