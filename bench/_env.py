@@ -1,0 +1,46 @@
+"""What every benchmark result records about where it ran: commit, CPU, load."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def machine_info() -> dict:
+    """commit, cpu_model, cpu_count and the 1/5/15-minute load averages."""
+    return {
+        "commit": _commit(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+    }
