@@ -37,7 +37,11 @@ def test_bad_values_name_the_field():
         (("train", "select"), "loss", "train.select: expected one of fid, agreement, got 'loss'"),
         (("train", "model"), "cgan,gpt", "train.model: 'cgan,gpt' is not one of"),
         (("train", "model"), "cgan,cgan", "names a model twice"),
-        (("generate", "min_confidence"), 1.0, "generate.min_confidence: expected a number in (0, 1)"),
+        (
+            ("generate", "min_confidence"),
+            1.0,
+            "generate.min_confidence: expected a number in (0, 1)",
+        ),
         (("fuse", "min_confidences"), (0.0,), "search.min_confidences: expected numbers in (0, 1)"),
         (("fuse", "multipliers"), (-1.0,), "search.multipliers: expected numbers >= 0"),
         (("fuse", "gen_shares"), (), "search.gen_shares: expected numbers in [0, 1], got []"),
