@@ -28,6 +28,10 @@ REQUIRED = [
     "dcr_holdout_median",
     "memorization_rate",
     "wall_seconds",
+    "verdict",
+    "d_test_accuracy",
+    "dprime_test_accuracy",
+    "search_chosen_label",
 ]
 
 
@@ -44,6 +48,9 @@ def test_config_mismatch_is_refused(tmp_path):
         (["--preset", "huge"], "--preset: 'huge'"),
         (["--data", "bogus"], "unknown dataset spec 'bogus'"),
         (["--model", "gpt"], "train.model: 'gpt'"),
+        (["--model", "cgan,gpt"], "train.model: 'cgan,gpt'"),
+        (["--preset", "smoke", "--data", "mnist-10k[:20]"], "leave 14 for the train split"),
+        (["--data", "mnist-10k[:600]", "--test", "bogus"], "unknown dataset spec 'bogus'"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
@@ -84,11 +91,19 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     for stage in ("split", "augment", "train"):
         assert f"[{stage}] already done, skipped" in done.stdout
         assert after[stage]["finished"] == before[stage]["finished"]
-    for stage in ("generate", "fuse", "evaluate", "export", "report"):
+    for stage in ("generate", "search", "fuse", "evaluate", "export", "report"):
         assert stage in after and f"[{stage}] done" in done.stdout
     summary = json.loads((out / "summary.json").read_text())
     missing = [k for k in REQUIRED if k not in summary]
     assert not missing
     assert 0 <= summary["tstr_accuracy"] <= 1 and summary["wall_seconds"] > 0
     assert (out / "report.html").is_file()
+    html = (out / "report.html").read_text()
+    assert html.index('class="verdict') < html.index("<h2>Distribution</h2>")
+    search = json.loads((out / "search" / "search.json").read_text())
+    rows = search["table"]
+    assert rows[0]["label"] == "real only"
+    best = max(r["val_accuracy"] for r in rows)
+    assert rows[search["chosen"]]["val_accuracy"] == best
+    assert summary["dprime_test_accuracy"] == rows[search["chosen"]]["test_accuracy"]
     assert list(sm.glob("run/1/saved_model.pb"))
