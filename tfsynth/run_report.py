@@ -111,10 +111,11 @@ def warnings(summary: dict[str, Any], trains: dict[str, dict], gens: dict[str, d
                 f"Generator {name} failed and was left out of D': {t['generator_failed_reason']}."
             )
     for name, g in gens.items():
+        prefix = "kept_fraction_per_class."
         low = {
-            c: f
-            for c, f in (g.get("kept_fraction_per_class") or {}).items()
-            if f < LOW_KEPT_FRACTION
+            k.removeprefix(prefix): f
+            for k, f in g.items()
+            if k.startswith(prefix) and f < LOW_KEPT_FRACTION
         }
         if low:
             classes = ", ".join(f"{c} ({f:.0%} kept)" for c, f in low.items())
