@@ -287,7 +287,10 @@ def curated(tmp_path_factory):
     np.savez(root / "real.npz", images=images, labels=labels, class_names=np.array(["a", "b"]))
     runs = {}
     for name, k, seed in (("cgan", 2, 1), ("dcgan", 0, 2)):
-        model = build_model(name, (16, 16, 1), num_classes=k, latent_dim=8, width=4, seed=seed)
+        model = build_model(
+            name, (16, 16, 1), num_classes=k, latent_dim=8, width=4, seed=seed,
+            class_names=["a", "b"],
+        )  # fmt: skip
         model.compile()
         (root / name).mkdir()
         model.save(root / name / "model.keras")
@@ -474,3 +477,19 @@ def test_config_with_objects_has_a_stable_fingerprint(curated):
     config = json.loads(json.dumps(a.get_config()))
     assert config["real"].startswith("ImageDataset 'real' (30 examples, sha256 ")
     assert config["classifier"].startswith("keras.Model 'brightness' (weights sha256 ")
+
+
+def test_a_curated_generated_directory_keeps_its_confidence(tmp_path, curated):
+    from tfsynth.generation import generate
+
+    generate(curated["cgan"][0], 8, seed=2, out=tmp_path / "g", curate=True, min_confidence=0.8)
+    made = load_dataset(str(tmp_path / "g"))
+    build_fused(real=curated["real"], gen=str(tmp_path / "g"), counts="real=4,gen=6",
+                out=tmp_path / "d")  # fmt: skip
+    ds = load_dataset(str(tmp_path / "d"))
+    ex = _columns(ds)
+    gen = ex["source"] == "gen"
+    rows = ex["source_index"][gen]
+    np.testing.assert_array_equal(ex["confidence"][gen], made.extras["confidence"][rows])
+    np.testing.assert_array_equal(ex["gen_index"][gen], made.extras["gen_index"][rows])
+    assert (ex["confidence"][gen] >= 0.8).all() and set(ex["confidence"][~gen]) == {-1.0}

@@ -167,7 +167,7 @@ class FusionConfig:
         return self
 
     def _validate_objects(self) -> None:
-        if not isinstance(self.real, (str, ImageDataset)):
+        if not isinstance(self.real, (str, os.PathLike, ImageDataset)):
             raise ConfigError(
                 f"--real: expected a dataset spec or an ImageDataset, got {type(self.real).__name__}"
             )
@@ -267,7 +267,8 @@ class Layout:
         from tfsynth.data.sources import load_dataset
 
         self.cfg = cfg
-        real_ds = cfg.real if isinstance(cfg.real, ImageDataset) else load_dataset(cfg.real)
+        spec = cfg.real
+        real_ds = spec if isinstance(spec, ImageDataset) else load_dataset(os.fspath(spec))
         self.class_names = real_ds.class_names
         self.shape = tuple(real_ds.shape)
         k = len(self.class_names)
