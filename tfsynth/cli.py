@@ -271,10 +271,13 @@ def _cmd_train(args) -> None:
     from tfsynth.data import load_dataset
     from tfsynth.training import train
 
+    data = load_dataset(args.data)
+    val = load_dataset(args.val) if args.val else None
     s = train(
-        load_dataset(args.data),
+        data,
         args.model,
         epochs=args.epochs,
+        steps=args.steps,
         out_dir=args.out,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -291,6 +294,9 @@ def _cmd_train(args) -> None:
         jit_compile=False if args.no_xla else "auto",
         checkpoint_every=args.checkpoint_every,
         steps_per_epoch=args.steps_per_epoch,
+        val=val,
+        eval_every=args.eval_every,
+        select=args.select,
         overwrite=args.overwrite,
         verbose=0 if args.quiet else "auto",
     )
@@ -298,6 +304,13 @@ def _cmd_train(args) -> None:
         f"trained {s['model']} for {s['steps']} steps ({s['images_per_second']:.0f} images/s); "
         f"wrote {s['model_path']}"
     )
+    if "val_fid" in s:
+        agreement = s.get("val_label_agreement")
+        print(
+            f"best on {args.val} at step {s['val_best_step']}: val FID {s['val_fid']:.2f}"
+            + (f", label agreement {agreement:.3f}" if agreement is not None else "")
+            + (f"; FAILED: {s['generator_failed_reason']}" if s.get("generator_failed") else "")
+        )
 
 
 def _add_train(sub) -> None:
@@ -309,7 +322,18 @@ def _add_train(sub) -> None:
     p.add_argument("--model", default="dcgan", choices=MODEL_NAMES)
     p.add_argument("--epochs", type=int, default=None, help="default: per model (see docs)")
     p.add_argument(
+        "--steps", type=int, default=None, help="train for this many optimizer steps instead"
+    )
+    p.add_argument(
         "--out", required=True, help="run directory (model.keras, tensorboard/, samples/)"
+    )
+    p.add_argument(
+        "--val",
+        help="validation data spec: val/fid and val/label_agreement while training, best model kept",
+    )
+    p.add_argument("--eval-every", type=int, default=None, help="epochs between validations")
+    p.add_argument(
+        "--select", default="fid", help="keep the best model by fid (default) or agreement"
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
@@ -437,6 +461,8 @@ def _cmd_run(args) -> None:
     from tfsynth.runner import run
 
     config = preset(args.preset, data=args.data, model=args.model, seed=args.seed)
+    if args.test:
+        config.data.test_spec = args.test
     out = args.out or f"runs/{args.preset}"
     run(config, out=out, saved_models=args.saved_models)
 
@@ -447,7 +473,12 @@ def _add_run(sub) -> None:
         help="the whole pipeline: split, augment, train, generate, fuse, evaluate, export, report",
     )
     p.add_argument("--data", help="real data spec (default: the preset's, mnist-10k)")
-    p.add_argument("--model", help="dcgan, wgan-gp, hinge, cgan, vae or cvae (default: cgan)")
+    p.add_argument(
+        "--model",
+        help="dcgan, wgan-gp, hinge, cgan, vae or cvae, or a list such as cgan,cvae "
+        "(each is trained; the search picks; default: cgan)",
+    )
+    p.add_argument("--test", help="a held-out test set spec (default: a 20%% split of --data)")
     p.add_argument(
         "--preset",
         default="quick",
