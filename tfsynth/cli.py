@@ -84,8 +84,58 @@ def _add_data(sub) -> None:
 # -- fuse / export ---------------------------------------------------------
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _cmd_fuse_search(args) -> None:
+    from tfsynth.errors import ConfigError
+    from tfsynth.fusion.search import SearchConfig, build_searched
+
+    if not args.val:
+        raise ConfigError("--search: needs --val SPEC, the validation split that scores each mix")
+    for flag in ("ratios", "counts", "shard_index", "aug", "size"):
+        if getattr(args, flag) not in (None, False):
+            raise ConfigError(f"--search: chooses the mix itself; drop --{flag.replace('_', '-')}")
+    config = SearchConfig(
+        **{
+            k: getattr(args, f"search_{k}")
+            for k in ("multipliers", "gen_shares", "min_confidences", "seeds")
+            if getattr(args, f"search_{k}") is not None
+        }
+    )
+    m = build_searched(
+        args.real,
+        args.val,
+        out=args.out,
+        aug_policy=args.aug_policy,
+        gen=args.gen,
+        config=config,
+        seed=args.seed,
+        class_target=args.class_target,
+        overwrite=args.overwrite,
+        log=print,
+        num_shards=args.num_shards,
+        examples_per_shard=args.examples_per_shard,
+        format=args.format,
+    )
+    chosen = m["metadata"]["fusion"]["config"]["extra"]["search"]
+    print(
+        f"chose {chosen['table'][chosen['chosen']]['label']} on --val; wrote "
+        f"{m['num_examples']} examples to {args.out}"
+    )
+
+
 def _cmd_fuse(args) -> None:
     from tfsynth.fusion import build_fused
+
+    if args.search:
+        return _cmd_fuse_search(args)
 
     fields = {
         k: getattr(args, k)
@@ -123,6 +173,16 @@ def _add_fuse(sub) -> None:
     p.add_argument("--aug-policy", help="or an augmentation policy applied on the fly to --real")
     p.add_argument("--gen", help="generated dataset spec, or a model.keras (or its run dir)")
     p.add_argument("--ratios", help="e.g. real=0.5,aug=0.25,gen=0.25 (default: real half)")
+    p.add_argument(
+        "--search",
+        action="store_true",
+        help="choose the mix on --val: real only vs real + m x synthetic (see --search-*)",
+    )
+    p.add_argument("--val", help="validation data spec for --search")
+    p.add_argument("--search-multipliers", type=_float_list, help="e.g. 1,2 (default 1)")
+    p.add_argument("--search-gen-shares", type=_float_list, help="e.g. 0,0.5,1 (default)")
+    p.add_argument("--search-min-confidences", type=_float_list, help="e.g. 0.9 (default)")
+    p.add_argument("--search-seeds", type=int, help="classifier seeds per mix (default 2)")
     p.add_argument("--counts", help="exact counts instead of ratios, e.g. real=5000,gen=5000")
     p.add_argument(
         "--size", type=int, help="size of D' with --ratios (default: all real data once)"

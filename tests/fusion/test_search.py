@@ -1,5 +1,7 @@
 """tfsynth.fusion.search: the grid, the choice on validation, the summary keys."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,49 @@ def test_a_grid_without_synthetic_candidates_is_refused():
         )
     with pytest.raises(ConfigError, match=r"search.gen_shares: expected numbers in \[0, 1\]"):
         SearchConfig(gen_shares=(1.5,)).validate()
+
+
+def _npz(tmp_path, name, ds):
+    np.savez(tmp_path / f"{name}.npz", images=ds.images, labels=ds.labels)
+    return f"npz:{tmp_path / f'{name}.npz'}"
+
+
+def test_fuse_search_cli_builds_the_chosen_mix(tmp_path, capsys):
+    from tfsynth.cli import main
+    from tfsynth.data import load_dataset
+
+    real, val = _npz(tmp_path, "real", _halves(24, 0)), _npz(tmp_path, "val", _halves(24, 1))
+    out = tmp_path / "fused"
+    rc = main(["fuse", "--search", "--real", real, "--val", val, "--aug-policy", "rotate:10",
+               "--search-gen-shares", "0", "--search-seeds", "1", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    m = json.loads((out / "manifest.json").read_text())
+    search = m["metadata"]["fusion"]["config"]["extra"]["search"]
+    table = search["table"]
+    chosen = table[search["chosen"]]
+    assert [r["label"] for r in table] == ["real only", "real + 1x (aug)"]
+    assert len(load_dataset(str(out))) == chosen["num_examples"]
+    assert f"chose {chosen['label']} on --val" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--aug-policy", "rotate:10"], "--search: needs --val SPEC"),
+        (["--val", "VAL", "--aug-policy", "rotate:10", "--ratios", "real=1"], "drop --ratios"),
+        (["--val", "VAL", "--search-gen-shares", "1"], "the grid has no candidate with synthetic"),
+        (["--val", "VAL", "--aug-policy", "rotate:10", "--search-multipliers", "-1"],
+         "search.multipliers: expected numbers >= 0"),
+    ],
+)  # fmt: skip
+def test_fuse_search_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, extra, message):
+    from tests.conftest import listing
+    from tfsynth.cli import main
+
+    real, val = _npz(tmp_path, "real", _halves(12, 0)), _npz(tmp_path, "val", _halves(12, 1))
+    before = listing(tmp_path)
+    extra = [val if a == "VAL" else a for a in extra]
+    rc = main(["fuse", "--search", "--real", real, *extra, "--out", str(tmp_path / "fused")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and len(err.splitlines()) == 1, err
+    assert listing(tmp_path) == before

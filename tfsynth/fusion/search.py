@@ -349,3 +349,57 @@ def search_figure(result: Mapping[str, Any]):
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def build_searched(
+    real,
+    val,
+    *,
+    out: str | os.PathLike,
+    aug_policy: str | None = None,
+    gen: str | os.PathLike | None = None,
+    config: SearchConfig | None = None,
+    seed: int = 0,
+    class_target: str = "match",
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    **fuse_kwargs,
+) -> dict[str, Any]:
+    """`tfsynth fuse --search`: chooses the mix on `val`, then builds it with `build_fused`.
+
+    The search's table is recorded in the manifest (``metadata.search``), so
+    D' says how it was chosen. `real` and `val` are specs or ImageDatasets;
+    `gen` a generator (model.keras or its run directory) or a generated
+    dataset directory. Returns the manifest.
+    """
+    from tfsynth.data.sources import load_dataset
+    from tfsynth.fusion.builder import build_fused
+
+    config = (config or SearchConfig()).validate()
+    real_ds = real if isinstance(real, ImageDataset) else load_dataset(os.fspath(real))
+    val_ds = val if isinstance(val, ImageDataset) else load_dataset(os.fspath(val))
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
+    generators = (
+        {Path(gen).stem if str(gen).endswith(".keras") else Path(gen).name: gen} if gen else {}
+    )
+    result = search_mix(
+        real_ds,
+        val_ds,
+        aug_policy=aug_policy,
+        generators=generators,
+        config=config,
+        seed=seed,
+        class_target=class_target,
+        log=log,
+    )
+    fusion = dict(result["chosen_fusion"])
+    fusion = {k: v for k, v in fusion.items() if v is not None}
+    return build_fused(
+        real=real_ds,
+        out=out,
+        overwrite=overwrite,
+        extra={"search": {"table": result["table"], "chosen": result["chosen"]}},
+        **{**fuse_kwargs, **fusion},
+    )
