@@ -198,7 +198,9 @@ def train_classifier(
         steps = step_budget(len(dataset), epochs=epochs, batch_size=batch_size, min_steps=min_steps)
     model = build_classifier(dataset.shape, num_classes, width, feature_dim, seed=seed)
     model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+        ),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
