@@ -42,6 +42,7 @@ from tfsynth.generation import generate  # noqa: F401  (moved there; re-exported
 from tfsynth.io import atomic_write_json
 from tfsynth.models import MODEL_FILE, build_model, model_id
 from tfsynth.models.sampling import noise_for
+from tfsynth.summary import write_summary
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
@@ -331,73 +332,41 @@ class _Plan:
 
 
 def train(
-    data,
-    model: str = "dcgan",
-    *,
-    epochs: int | None = None,
-    steps: int | None = None,
-    out_dir: str | os.PathLike,
-    batch_size: int = 64,
-    seed: int = 0,
-    width: int | None = None,
-    latent_dim: int | None = None,
-    learning_rate: float | None = None,
-    loss: str | None = None,
-    n_critic: int | None = None,
-    ema_decay: float = 0.999,
-    diffaugment: str | None = None,
-    beta: float = 1.0,
-    strategy=None,
-    precision: str = "float32",
-    jit_compile: bool | str = "auto",
-    checkpoint_every: int | None = None,
-    steps_per_epoch: int | None = None,
-    val=None,
-    eval_every: int | None = None,
-    select: str = "fid",
-    classifier=None,
-    overwrite: bool = False,
-    verbose: int | str = "auto",
+    data, model: str = "dcgan", *, epochs: int | None = None, steps: int | None = None,
+    out_dir: str | os.PathLike, batch_size: int = 64, seed: int = 0,
+    width: int | None = None, latent_dim: int | None = None,
+    learning_rate: float | None = None, loss: str | None = None, n_critic: int | None = None,
+    ema_decay: float = 0.999, diffaugment: str | None = None, beta: float = 1.0,
+    strategy=None, precision: str = "float32", jit_compile: bool | str = "auto",
+    checkpoint_every: int | None = None, steps_per_epoch: int | None = None,
+    val=None, eval_every: int | None = None, select: str = "fid", classifier=None,
+    overwrite: bool = False, verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Trains a generative model on `data` and writes a run directory.
 
     Args:
-        data: the real `ImageDataset`.
-        model: one of tfsynth.models.MODEL_NAMES ("dcgan", "wgan-gp",
-            "hinge", "cgan", "vae", "cvae").
-        epochs: passes over the data (default: DEFAULT_EPOCHS[model]).
-        steps: a budget of optimizer steps instead of epochs, so that 300
-            images get as many updates as 7,000; epochs then have at least
-            MIN_EPOCH_STEPS steps (the data repeats within an epoch).
+        data: the real `ImageDataset`; model: one of `tfsynth.models.MODEL_NAMES`.
+        epochs: passes over the data (default `DEFAULT_EPOCHS[model]`), or
+        steps: a budget of optimizer steps, so 300 images get as many updates
+            as 7,000 (epochs then have >= MIN_EPOCH_STEPS steps of repeated data).
         out_dir: the run directory (see the module docstring).
-        batch_size: global batch size; batches are cut from the repeated,
-            shuffled data, so shapes stay static for XLA.
-        seed: seeds weights, noise, shuffling and the sample grids.
-        width, latent_dim: network size (small values give tiny smoke models).
-        learning_rate: Adam learning rate of both optimizers (default per model).
-        loss: for "cgan": "dcgan" (default), "hinge" or "wgan-gp".
-        n_critic, ema_decay, diffaugment: GAN options (see `GAN`).
-        beta: KL weight of the VAE models.
-        strategy: None, "mirrored", "multiworker" (reads TF_CONFIG), "tpu",
-            or a `tf.distribute.Strategy`.
-        precision: "float32", "mixed_bfloat16" or "mixed_float16" (with
-            loss scaling on every optimizer).
-        jit_compile: compile train_step with XLA: True, False, or "auto"
-            (XLA on accelerators, off on CPU-only machines). Off under a strategy.
-        checkpoint_every: also checkpoint every N steps (default: each epoch).
-        steps_per_epoch: cap on steps per epoch (default: len(data) // batch_size).
-        val: a validation `ImageDataset`: every `eval_every` epochs the
-            samples are scored on it (`tfsynth.validation`), and model.keras
-            is the best model by `select` (last.keras the last one).
-        eval_every: epochs between validations (default: about 10 in a run).
-        select: "fid" or "agreement" (class-conditional models).
-        classifier: the real-data classifier for validation (default: the
-            domain classifier of `data`, trained once and cached); saved
-            as OUT/classifier.keras for curation.
-        overwrite: replace a finished run in `out_dir`.
-        verbose: Keras progress-bar verbosity.
-        callbacks: extra Keras callbacks.
+        batch_size, seed: the global batch (static shapes) and the one seed of
+            weights, noise, shuffling and sample grids.
+        width, latent_dim, learning_rate, loss, n_critic, ema_decay,
+            diffaugment, beta: model options (`GAN`, `VAE`; defaults per model).
+        strategy: None, "mirrored", "multiworker" (TF_CONFIG), "tpu" or a Strategy.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling).
+        jit_compile: True, False or "auto" (XLA on accelerators only).
+        checkpoint_every, steps_per_epoch: extra checkpoints; a cap per epoch.
+        val: a validation `ImageDataset`: every `eval_every` epochs (default:
+            about 10 evaluations) the samples are scored on it
+            (`tfsynth.validation`); model.keras is the best by `select`
+            ("fid" or "agreement"), last.keras the last model.
+        classifier: the real-data classifier for `val` (default: the cached
+            domain classifier of `data`), saved as OUT/classifier.keras.
+        overwrite, verbose, callbacks: replace a finished run; Keras verbosity;
+            extra Keras callbacks.
 
     Returns:
         The summary dict that is also written to OUT/summary.json.
@@ -414,35 +383,11 @@ def train(
     (2, True)
     """
     plan = _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch)
-    plan.config.update(
-        width=width,
-        latent_dim=latent_dim,
-        learning_rate=learning_rate,
-        loss=loss,
-        n_critic=n_critic,
-        ema_decay=ema_decay,
-        diffaugment=diffaugment,
-        beta=beta,
-        precision=precision,
-        select=select if val is not None else None,
-    )
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
-    from tfsynth.validation import check_select
-
-    check_select(select, conditional=val is None or plan.model in ("cgan", "cvae"))
-    if eval_every is not None and (isinstance(eval_every, bool) or eval_every < 1):
-        raise ConfigError(f"--eval-every: expected a positive number of epochs, got {eval_every!r}")
-    if plan.final.exists():
-        if not overwrite:
-            raise DataError(
-                f"{plan.final}: already exists; choose another --out or pass --overwrite"
-            )
-        shutil.rmtree(plan.ckpt, ignore_errors=True)
-        (plan.out_dir / "validation.json").unlink(missing_ok=True)
-    monitor = None
-    if val is not None:
-        monitor = _monitor(data, val, plan, eval_every, select, classifier)
+    plan.config.update(width=width, latent_dim=latent_dim, learning_rate=learning_rate, loss=loss,
+                       n_critic=n_critic, ema_decay=ema_decay, diffaugment=diffaugment, beta=beta,
+                       precision=precision, select=select if val is not None else None)  # fmt: skip
+    _check_options(plan, checkpoint_every, select, val, eval_every, overwrite)
+    monitor = _monitor(data, val, plan, eval_every, select, classifier) if val is not None else None
     with precision_policy(precision):
         strat = make_strategy(strategy)
         chief = is_chief(strat)
@@ -456,7 +401,16 @@ def train(
         history = _fit_resuming(trainer, data, plan, strat, cbs, verbose)
         wall = time.perf_counter() - t0
         trainer, end_step = _finalize(trainer, plan, write_dir, guard, monitor, chief)
-    summary = {
+    summary = _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history)
+    if monitor is not None:
+        summary.update(monitor.summary(monitor.floor))
+    if chief:
+        write_summary(plan.out_dir, "train", summary)
+    return summary
+
+
+def _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history) -> dict:
+    return {
         "model": plan.model,
         "data": data.name,
         "num_examples": len(data),
@@ -476,13 +430,25 @@ def train(
         "config": plan.config,
         "model_path": str(plan.final),
     }
-    if monitor is not None:
-        summary.update(monitor.summary(monitor.floor))
-    if chief:
-        from tfsynth.summary import write_summary
 
-        write_summary(plan.out_dir, "train", summary)
-    return summary
+
+def _check_options(plan: _Plan, checkpoint_every, select, val, eval_every, overwrite) -> None:
+    """The remaining argument checks; clears a finished run when overwriting."""
+    from tfsynth.validation import HISTORY_FILE, check_select
+
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
+
+    check_select(select, conditional=val is None or plan.model in ("cgan", "cvae"))
+    if eval_every is not None and (isinstance(eval_every, bool) or eval_every < 1):
+        raise ConfigError(f"--eval-every: expected a positive number of epochs, got {eval_every!r}")
+    if plan.final.exists():
+        if not overwrite:
+            raise DataError(
+                f"{plan.final}: already exists; choose another --out or pass --overwrite"
+            )
+        shutil.rmtree(plan.ckpt, ignore_errors=True)
+        (plan.out_dir / HISTORY_FILE).unlink(missing_ok=True)
 
 
 def _rate(steps: int, batch_size: int, wall: float) -> float:

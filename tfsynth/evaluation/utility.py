@@ -108,8 +108,7 @@ def utility_metrics(
 ) -> dict[str, Any]:
     """Trains the fixed classifier on real, synthetic and D'; tests on real.
 
-    Every training gets the step budget of the real set (`step_budget`), so
-    synthetic data and D' are compared at the same compute as D.
+    Every training gets the real set's step budget (`step_budget`): equal compute.
 
     Args:
         real: the real training split (D).
@@ -141,16 +140,13 @@ def utility_metrics(
     def train(ds: ImageDataset, seed: int, steps: int = budget):
         return train_classifier(ds, seed=seed, batch_size=batch_size, width=width, steps=steps)
 
+    train.recipe = recipe
     real_plus_syn = concat([real, synthetic], name="real+synthetic")
     fused_ds = fused if fused is not None else real_plus_syn
     runs: dict[str, list[float]] = {k: list(known.get(k, [])) for k in ("trtr", "fused")}
     runs.update(trts=[], tstr=[])
     curve: dict[tuple[int, str], list[float]] = {}
-    n_real = len(real)
-    sizes = sorted({min(int(s), n_real) for s in (low_data_sizes or ())} | {n_real})
-    if any(s < 1 for s in sizes):
-        raise ConfigError(f"low_data_sizes: sizes must be >= 1, got {list(low_data_sizes)}")
-    do_curve = bool(low_data_sizes)
+    sizes, do_curve = _curve_sizes(low_data_sizes, len(real)), bool(low_data_sizes)
     for seed in seeds:
         if "trtr" not in known:
             m_real = train(real, seed)
@@ -159,26 +155,34 @@ def utility_metrics(
         runs["tstr"].append(accuracy(train(synthetic, seed), test))
         if "fused" not in known:
             runs["fused"].append(accuracy(train(fused_ds, seed), test))
-        if not do_curve:
-            continue
-        i = len(runs["tstr"]) - 1
-        for n in sizes:
-            if n == n_real:
-                real_acc = runs["trtr"][i]
-                aug_acc = (
-                    runs["fused"][i]
-                    if fused is None
-                    else accuracy(train(real_plus_syn, seed), test)
-                )
-            else:
-                part = subset(real, n, seed)
-                steps = step_budget(n, epochs=epochs, batch_size=batch_size, min_steps=min_steps)
-                real_acc = accuracy(train(part, seed, steps), test)
-                aug = concat([part, synthetic], f"{part.name}+syn")
-                aug_acc = accuracy(train(aug, seed, steps), test)
-            curve.setdefault((n, "real"), []).append(real_acc)
-            curve.setdefault((n, "real+synthetic"), []).append(aug_acc)
+        if do_curve:
+            i = len(runs["tstr"]) - 1
+            full = (
+                (None, None)
+                if known
+                else (runs["trtr"][i], runs["fused"][i] if fused is None else None)
+            )
+            for n in sizes:
+                for kind, acc in _curve_point(real, synthetic, test, n, seed, full, train).items():
+                    curve.setdefault((n, kind), []).append(acc)
 
+    out = _collect(runs, curve, sizes if do_curve else None, known, fused, len(fused_ds))
+    out["utility_seeds"] = seeds
+    out.update({f"utility_{k}": v for k, v in recipe.items()})
+    out["utility_steps"] = budget
+    out["utility_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _curve_sizes(low_data_sizes, n_real: int) -> list[int]:
+    sizes = sorted({min(int(s), n_real) for s in (low_data_sizes or ())} | {n_real})
+    if any(s < 1 for s in sizes):
+        raise ConfigError(f"low_data_sizes: sizes must be >= 1, got {list(low_data_sizes)}")
+    return sizes
+
+
+def _collect(runs, curve, sizes, known, fused, num_fused) -> dict[str, Any]:
+    """The flat summary keys of `utility_metrics` from its per-seed runs."""
     out: dict[str, Any] = {}
     out.update(_stats("trtr_accuracy", runs["trtr"]))
     out.update(_stats("tstr_accuracy", runs["tstr"]))
@@ -190,17 +194,36 @@ def utility_metrics(
     out["fused_source"] = (
         "search" if "fused" in known else "explicit" if fused is not None else "real+synthetic"
     )
-    out["num_fused"] = len(fused_ds)
-    if do_curve:
+    out["num_fused"] = num_fused
+    if sizes:
         out["low_data_sizes"] = sizes
         for (n, kind), values in curve.items():
             out[f"low_data.{n}.{kind}"] = float(np.mean(values))
             out[f"low_data.{n}.{kind}_std"] = float(np.std(values))
-    out["utility_seeds"] = seeds
-    out.update({f"utility_{k}": v for k, v in recipe.items()})
-    out["utility_steps"] = budget
-    out["utility_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _curve_point(real, synthetic, test, n: int, seed: int, full, train) -> dict[str, float]:
+    """Test accuracy of n real images, alone and with the synthetic set added.
+
+    At n = len(real) the runs already made for TRTR (and D' when it is real +
+    synthetic) are reused: `full` holds those two accuracies (None: train).
+    """
+    if n == len(real):
+        real_acc, with_syn = full
+        if real_acc is None:
+            real_acc = accuracy(train(real, seed), test)
+        if with_syn is None:
+            with_syn = accuracy(train(concat([real, synthetic], "real+synthetic"), seed), test)
+        return {"real": real_acc, "real+synthetic": with_syn}
+    part = subset(real, n, seed)
+    r = train.recipe
+    steps = step_budget(n, epochs=r["epochs"], batch_size=r["batch_size"], min_steps=r["min_steps"])
+    aug = concat([part, synthetic], f"{part.name}+syn")
+    return {
+        "real": accuracy(train(part, seed, steps), test),
+        "real+synthetic": accuracy(train(aug, seed, steps), test),
+    }
 
 
 def low_data_curve(summary: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
