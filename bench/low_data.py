@@ -15,8 +15,12 @@ Protocol (what a user with N labelled images gets):
   accuracy mean and std over seeds; and what the generated samples add
   over real + augmented.
 
+A second dataset of another size: ``--resize 16`` runs the same protocol on
+mnist-10k resized to 16x16 (``tf.image.resize(..., method="area")``, saved
+as an npz in the work directory).
+
 Usage:
-    python bench/low_data.py [--sizes 100,500,1000,7000] [--seeds 3] [--data npz:FILE]
+    python bench/low_data.py [--sizes 100,500,1000,7000] [--seeds 3] [--resize 16]
 """
 
 from __future__ import annotations
@@ -48,6 +52,19 @@ def _user_data(images, labels, n: int, seed: int) -> tuple[np.ndarray, float]:
     val = 1000 if n >= 7000 else max(10, round(n / 4))  # val = 20% of the user's data
     idx = np.random.default_rng([seed, n]).permutation(len(labels))[: n + val]
     return np.sort(idx), val / (n + val)
+
+
+def resized(data: str, side: int, work: Path) -> str:
+    """`data` resized to side x side with area averaging, as an npz spec."""
+    import tensorflow as tf
+
+    from tfsynth.data import load_dataset
+
+    ds = load_dataset(data)
+    images, labels = ds.numpy()
+    small = tf.image.resize(images.astype("float32"), (side, side), method="area").numpy()
+    small = np.clip(np.round(small), 0, 255).astype(np.uint8)
+    return _write_npz(work / f"{side}x{side}.npz", small, labels, ds.class_names)
 
 
 def one_run(data: str, n: int, seed: int, work: Path, preset: str) -> dict:
@@ -135,6 +152,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--data", default="mnist-10k", help="a 10,000-image dataset spec")
     p.add_argument("--preset", default="quick")
+    p.add_argument("--resize", type=int, help="resize --data to SIDE x SIDE first (area)")
     p.add_argument("--out", default=str(RESULT))
     p.add_argument("--work", help="keep the run directories here (default: a temporary dir)")
     args = p.parse_args(argv)
@@ -143,13 +161,15 @@ def main(argv=None) -> int:
     done = json.loads(out.read_text())["runs"] if out.is_file() else []
     work = Path(args.work or tempfile.mkdtemp(prefix="tfsynth-low-data-"))
     work.mkdir(parents=True, exist_ok=True)
-    runs = [r for r in done if r.get("data", "mnist-10k") == args.data]
+    name = args.data if not args.resize else f"{args.data}@{args.resize}x{args.resize}"
+    data = args.data if not args.resize else resized(args.data, args.resize, work)
+    runs = [r for r in done if r.get("data", "mnist-10k") == name]
     for seed in range(args.seeds):
         for n in sizes:
             if any(r["n"] == n and r["seed"] == seed for r in runs):
                 continue  # resumable: finished runs are kept in the JSON
-            r = one_run(args.data, n, seed, work, args.preset)
-            r["data"] = args.data
+            r = one_run(data, n, seed, work, args.preset)
+            r["data"] = name
             runs.append(r)
             print(f"N={n} seed={seed}: D {r.get('d_test_accuracy'):.4f}  D' "
                   f"{r.get('dprime_test_accuracy'):.4f}  ({r['search_chosen_label']}; {r['seconds']} s)",
@@ -166,7 +186,7 @@ def _save(out: Path, args, runs):
     result = {
         "benchmark": "low_data",
         "protocol": __doc__.split("Usage:")[0].strip(),
-        "data": args.data,
+        "data": runs[0]["data"] if runs else args.data,
         "preset": args.preset,
         "machine": machine_info(),
         "summary": summarize(runs),
