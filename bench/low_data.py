@@ -146,6 +146,36 @@ def _print(rows):
         print(f"{r['n']:>6}" + "".join(f"{c:>17}" for c in cells))
 
 
+def plot(rows: list[dict], path: Path, title: str) -> Path:
+    """Test accuracy against N for D, D + aug, D + aug + gen and the chosen D'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, style in (("D", "o-"), ("D+aug", "s--"), ("D+aug+gen", "^:"), ("D'", "D-")):
+        pts = [(r["n"], r[name], r[f"{name}_std"]) for r in rows if r[name] is not None]
+        if pts:
+            n, m, sd = zip(*pts)
+            ax.errorbar(n, m, yerr=sd, fmt=style, capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xticks([r["n"] for r in rows], [str(r["n"]) for r in rows])
+    ax.minorticks_off()
+    ax.set_xlabel("real labelled training images N (the generator saw only these)")
+    ax.set_ylabel("test accuracy (2,000 held-out images)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    seeds = sorted({r["seeds"] for r in rows})
+    ax.set_title(
+        f"{title}: end to end, mean ± std over {'/'.join(map(str, seeds))} seeds", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="100,500,1000,7000")
@@ -178,6 +208,7 @@ def main(argv=None) -> int:
     rows = summarize(runs)
     _print(rows)
     _save(out, args, runs)
+    plot(rows, out.with_suffix(".png"), name)
     return 0
 
 
