@@ -164,6 +164,9 @@ def write_run_report(out: Path, config: RunConfig, stages: dict, wall: float) ->
     summary.update(verdict=text, verdict_kind=kind)
     if search.get("table"):
         summary.update(flat_summary(search))
+        keep = ("label", "family", "num_examples", "val_accuracy", "val_accuracy_std",
+                "test_accuracy", "test_accuracy_std")  # fmt: skip
+        summary["search_table"] = [{k: r[k] for k in keep if k in r} for r in search["table"]]
     summary.update(_run_fields(out, config, stages, wall, trains, gens))
     for k, v in ev.items():
         if k not in summary and not k.startswith(("figures.", "versions.", "command", "created")):
