@@ -86,13 +86,14 @@ class FuseConfig:
     """D': the mix, chosen on the validation split by a search (or fixed `ratios`).
 
     With `search`, candidates are real only plus real + m x synthetic for m
-    in `multipliers`, the generator's share of the synthetic part in
+    in `multipliers` ("auto": 1 and enough to bring D' to about
+    `AUTO_TARGET` examples, see `auto_multipliers`), the generator's share of the synthetic part in
     `gen_shares` and the curation threshold in `min_confidences`, each
     scored by the classifier's validation accuracy over `search_seeds`.
     """
 
     search: bool = True
-    multipliers: tuple[float, ...] = (1.0,)
+    multipliers: tuple[float, ...] | str = "auto"
     gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
     min_confidences: tuple[float, ...] = (0.9,)
     search_seeds: int = 2
@@ -174,13 +175,21 @@ class RunConfig:
             )
         return self
 
-    def search_config(self):
-        """The `tfsynth.fusion.search.SearchConfig` of this run."""
-        from tfsynth.fusion.search import SearchConfig
+    def search_config(self, num_train: int | None = None):
+        """The `tfsynth.fusion.search.SearchConfig` of this run (for `num_train` real images)."""
+        from tfsynth.fusion.search import SearchConfig, auto_multipliers
 
         e, f = self.evaluate, self.fuse
+        if f.multipliers == "auto":
+            multipliers = auto_multipliers(num_train or 1)
+        elif isinstance(f.multipliers, str):
+            raise ConfigError(
+                f"fuse.multipliers: expected 'auto' or a list of numbers, got {f.multipliers!r}"
+            )
+        else:
+            multipliers = tuple(f.multipliers)
         return SearchConfig(
-            multipliers=tuple(f.multipliers),
+            multipliers=multipliers,
             gen_shares=tuple(f.gen_shares),
             min_confidences=tuple(f.min_confidences),
             seeds=f.search_seeds,
@@ -219,7 +228,7 @@ def _from_dict(cls, d: Any, where: str):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
             kwargs[name] = _from_dict(type(default), value, f"{where}{name}.")
-        elif isinstance(default, tuple):
+        elif isinstance(default, tuple) or isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value

@@ -36,6 +36,25 @@ from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget,
 from tfsynth.fusion.builder import _is_model
 
 REAL_ONLY = "real only"
+# "auto" multipliers: 1, and enough synthetic data to bring D' to about this
+# many examples (at most MAX_AUTO_MULTIPLIER per real image).
+AUTO_TARGET = 4000
+MAX_AUTO_MULTIPLIER = 32
+
+
+def auto_multipliers(num_real: int) -> tuple[float, ...]:
+    """1x and the multiplier that brings D' to about AUTO_TARGET examples.
+
+    Small sets gain most from many varied synthetic examples; at 7,000 real
+    images one more copy's worth is the most the quick preset can afford.
+
+    Example:
+
+    >>> auto_multipliers(100), auto_multipliers(500), auto_multipliers(7000)
+    ((1.0, 32.0), (1.0, 7.0), (1.0,))
+    """
+    big = min(MAX_AUTO_MULTIPLIER, max(1, round(AUTO_TARGET / max(1, num_real)) - 1))
+    return tuple(sorted({1.0, float(big)}))
 
 
 @dataclass
