@@ -175,19 +175,12 @@ class RunConfig:
             )
         return self
 
-    def search_config(self, num_train: int | None = None):
-        """The `tfsynth.fusion.search.SearchConfig` of this run (for `num_train` real images)."""
-        from tfsynth.fusion.search import SearchConfig, auto_multipliers
+    def search_config(self):
+        """The `tfsynth.fusion.search.SearchConfig` of this run."""
+        from tfsynth.fusion.search import SearchConfig
 
         e, f = self.evaluate, self.fuse
-        if f.multipliers == "auto":
-            multipliers = auto_multipliers(num_train or 1)
-        elif isinstance(f.multipliers, str):
-            raise ConfigError(
-                f"fuse.multipliers: expected 'auto' or a list of numbers, got {f.multipliers!r}"
-            )
-        else:
-            multipliers = tuple(f.multipliers)
+        multipliers = f.multipliers if isinstance(f.multipliers, str) else tuple(f.multipliers)
         return SearchConfig(
             multipliers=multipliers,
             gen_shares=tuple(f.gen_shares),

@@ -349,7 +349,7 @@ def _search(r: _Run, models) -> dict[str, Any]:
             aug_policy=cfg.augment.policy,
             generators=_usable_generators(r, models),
             test=r.dataset("test"),
-            config=cfg.search_config(len(r.dataset("train"))),
+            config=cfg.search_config(),
             seed=r.seed,
             class_target=cfg.fuse.class_target,
             log=r.log,

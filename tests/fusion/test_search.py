@@ -119,7 +119,8 @@ def test_fuse_search_cli_builds_the_chosen_mix(tmp_path, capsys):
     real, val = _npz(tmp_path, "real", _halves(24, 0)), _npz(tmp_path, "val", _halves(24, 1))
     out = tmp_path / "fused"
     rc = main(["fuse", "--search", "--real", real, "--val", val, "--aug-policy", "rotate:10",
-               "--search-gen-shares", "0", "--search-seeds", "1", "--out", str(out)])  # fmt: skip
+               "--search-gen-shares", "0", "--search-multipliers", "1", "--search-seeds", "1",
+               "--out", str(out)])  # fmt: skip
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     search = m["metadata"]["fusion"]["config"]["extra"]["search"]
@@ -151,3 +152,17 @@ def test_fuse_search_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, extr
     err = capsys.readouterr().err.strip()
     assert rc == 2 and message in err and len(err.splitlines()) == 1, err
     assert listing(tmp_path) == before
+
+
+def test_auto_multipliers_bring_d_prime_to_the_target_size():
+    from tfsynth.fusion.search import AUTO_TARGET, auto_multipliers
+
+    for n in (100, 500, 1000, 2000):
+        big = max(auto_multipliers(n))
+        assert big == 32 or abs(n * (1 + big) - AUTO_TARGET) <= n / 2
+    assert auto_multipliers(7000) == (1.0,)
+    cfg = SearchConfig(gen_shares=(0.0,), seeds=1)
+    assert [c.multiplier for c in candidates(
+        SearchConfig(multipliers=auto_multipliers(500)), has_aug=True, generators={}
+    )] == [0.0, 1.0, 7.0]  # fmt: skip
+    assert cfg.validate().multipliers == "auto"

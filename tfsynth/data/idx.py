@@ -45,11 +45,38 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+# What a MNIST-style file of each kind holds: its number of dimensions.
+_KIND_NDIM = {"images": 3, "labels": 1}
+
+
+def _check_magic(path: Path, data: bytes, kind: str | None) -> tuple[int, int]:
+    """Checks the 4-byte magic number; returns (type code, number of dimensions)."""
+    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    magic = f"0x{int.from_bytes(data[:4], 'big'):08x}"
+    what = "an IDX file" if kind is None else f"an IDX {kind} file"
+    if zero != 0 or code not in _DTYPES or ndim == 0:
+        raise DataError(f"{path}: not {what} (bad magic number {magic})")
+    if kind is not None and ndim != _KIND_NDIM[kind]:
+        want = _KIND_NDIM[kind]
+        raise DataError(
+            f"{path}: not {what} (magic number {magic}: a {ndim}-D array; "
+            f"{kind} files are {want}-D, e.g. 0x0000080{want})"
+        )
+    return code, ndim
+
+
+def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
     """Reads an IDX file (optionally gzip-compressed) into a NumPy array.
 
+    Args:
+        path: the file.
+        kind: "images" or "labels" to require the magic number of a MNIST
+            images (3 dimensions) or labels (1 dimension) file, so that a
+            wrong file is named as such before its sizes are compared.
+
     Raises:
-        DataError: if the file is missing, has a bad header, or is truncated.
+        DataError: if the file is missing, has a bad header (or the wrong
+            kind), or is truncated.
 
     Example:
 
@@ -59,15 +86,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     >>> read_idx(p)
     array([0, 1, 2], dtype=uint8)
     """
+    if kind is not None and kind not in _KIND_NDIM:
+        raise ValueError(f"kind: expected 'images', 'labels' or None, got {kind!r}")
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
         raise DataError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or code not in _DTYPES or ndim == 0:
-        raise DataError(
-            f"{path}: not an IDX file (bad magic number 0x{int.from_bytes(data[:4], 'big'):08x})"
-        )
+    code, ndim = _check_magic(path, data, kind)
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
         raise DataError(f"{path}: truncated IDX header ({len(data)} bytes, need {header_len})")

@@ -163,14 +163,8 @@ def load_idx(directory: str | os.PathLike, name: str | None = None) -> ImageData
         raise DataError(f"{directory}: no such directory")
     img_path = _find_one(directory, "images-idx3-ubyte")
     lbl_path = _find_one(directory, "labels-idx1-ubyte")
-    images = read_idx(img_path)
-    labels = read_idx(lbl_path)
-    if images.ndim != 3:
-        raise DataError(
-            f"{img_path}: expected a 3-D image array (N, H, W), got shape {images.shape}"
-        )
-    if labels.ndim != 1:
-        raise DataError(f"{lbl_path}: expected a 1-D label array, got shape {labels.shape}")
+    images = read_idx(img_path, kind="images")
+    labels = read_idx(lbl_path, kind="labels")
     if len(images) != len(labels):
         raise DataError(
             f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path.name}; counts must match"

@@ -242,32 +242,15 @@ def domain_classifier(
 
 
 def domain_extractor(
-    train: ImageDataset,
-    *,
-    test: ImageDataset | None = None,
-    epochs: int = DEFAULT_EPOCHS,
-    seed: int = 0,
-    batch_size: int = 64,
-    width: int = 16,
-    feature_dim: int = 128,
-    min_steps: int = 300,
-    cache_dir: str | os.PathLike | None | bool = None,
+    train: ImageDataset, *, test: ImageDataset | None = None, **recipe: Any
 ) -> FeatureExtractor:
     """The domain classifier trained on `train` (see `domain_classifier`), as an extractor.
 
+    `recipe` takes `domain_classifier`'s keywords (epochs, seed, sizes, cache_dir).
     `info()` reports ``extractor_test_accuracy`` (on `test`, when given),
     ``extractor_train_examples`` and ``extractor_cached``.
     """
-    model, info = domain_classifier(
-        train,
-        epochs=epochs,
-        seed=seed,
-        batch_size=batch_size,
-        width=width,
-        feature_dim=feature_dim,
-        min_steps=min_steps,
-        cache_dir=cache_dir,
-    )
+    model, info = domain_classifier(train, **recipe)
     info = dict(info)
     if test is not None:
         info["extractor_test_accuracy"] = accuracy(model, test)

@@ -63,12 +63,12 @@ class SearchConfig:
 
     Example:
 
-    >>> cfg = SearchConfig(multipliers=(1.0,), gen_shares=(0.0, 0.5))
+    >>> cfg = SearchConfig(multipliers=(1.0,), gen_shares=(0.0, 0.5))  # "auto": by data size
     >>> [c.label for c in candidates(cfg, has_aug=True, generators={"cgan": "m.keras"})]
     ['real only', 'real + 1x (aug)', 'real + 1x (aug 50%, cgan 50%, conf >= 0.9)']
     """
 
-    multipliers: tuple[float, ...] = (1.0,)
+    multipliers: tuple[float, ...] | str = "auto"
     gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
     min_confidences: tuple[float, ...] = (0.9,)
     seeds: int = 2
@@ -78,8 +78,13 @@ class SearchConfig:
 
     def validate(self) -> SearchConfig:
         """Raises ConfigError naming the first bad grid value."""
+        if isinstance(self.multipliers, str) and self.multipliers != "auto":
+            raise ConfigError(
+                f"search.multipliers: expected 'auto' or numbers >= 0, got {self.multipliers!r}"
+            )
+        multipliers = () if self.multipliers == "auto" else self.multipliers
         for name, values, ok, want in (
-            ("multipliers", self.multipliers, lambda v: v >= 0, ">= 0"),
+            ("multipliers", multipliers or (1.0,), lambda v: v >= 0, ">= 0"),
             ("gen_shares", self.gen_shares, lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("min_confidences", self.min_confidences, lambda v: 0 < v < 1, "in (0, 1)"),
         ):
@@ -234,6 +239,8 @@ def search_mix(
     from tfsynth.evaluation.utility import check_compatible
 
     config = (config or SearchConfig()).validate()
+    if config.multipliers == "auto":
+        config = dataclasses.replace(config, multipliers=auto_multipliers(len(real)))
     generators = dict(generators or {})
     check_compatible(real, val, test)
     grid = candidates(config, has_aug=bool(aug_policy), generators=generators)
