@@ -107,3 +107,23 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     assert rows[search["chosen"]]["val_accuracy"] == best
     assert summary["dprime_test_accuracy"] == rows[search["chosen"]]["test_accuracy"]
     assert list(sm.glob("run/1/saved_model.pb"))
+
+
+@pytest.mark.slow
+def test_a_model_list_trains_each_and_the_search_sees_the_usable_ones(tmp_path):
+    from tfsynth.runner import run
+
+    cfg = preset("smoke", data="mnist-10k[:400]", model="cgan,cvae")
+    cfg.train.steps = 10
+    cfg.fuse.multipliers = (1.0,)
+    summary = run(
+        cfg, out=tmp_path / "run", saved_models=tmp_path / "sm", log=lambda _: None, verbose=0
+    )
+    for m in ("cgan", "cvae"):
+        assert (tmp_path / "run" / "models" / m / "model.keras").is_file()
+        assert summary[f"train.{m}.steps"] == 10
+    search = json.loads((tmp_path / "run" / "search" / "search.json").read_text())
+    usable = [m for m in ("cgan", "cvae") if not summary[f"train.{m}.failed"]]
+    in_grid = {r["generator"] for r in search["table"] if r["generator"]}
+    assert in_grid == set(usable)
+    assert summary["exported_model"] in ("cgan", "cvae")
