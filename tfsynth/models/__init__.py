@@ -1,4 +1,4 @@
-"""Generative models: GAN family (dcgan, wgan-gp, hinge, cgan) and VAE family.
+"""Generative models: GAN family (dcgan, wgan-gp, hinge, cgan), VAE family and ddpm.
 
 Every trainer has `image_shape` (H, W, C), `num_classes` (0 when
 unconditional), `latent_dim`, `class_names` and `generate(noise, labels=None)`
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tfsynth.errors import ConfigError, DataError
+from tfsynth.models.diffusion import Diffusion, build_diffusion
 from tfsynth.models.gan import GAN, build_gan
 from tfsynth.models.vae import VAE, build_vae
 
-MODEL_NAMES = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae")
+MODEL_NAMES = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae", "ddpm")
 MODEL_FILE = "model.keras"
 
 
@@ -38,11 +39,17 @@ def build_model(
     """Builds the trainer called `name` (one of MODEL_NAMES), uncompiled.
 
     "cgan" and "cvae" are class-conditional and need `num_classes >= 2`; the
-    others ignore the labels. "cgan" takes a `loss` keyword (default dcgan).
-    Other keywords go to `GAN` / `VAE` (ema_decay, diffaugment, beta, ...).
+    others ignore the labels, except "ddpm", which is class-conditional (with
+    classifier-free guidance) when `num_classes >= 2` and unconditional
+    otherwise; its `latent_dim` is H * W * C (one noise value per pixel;
+    a `latent_dim` given here is ignored). "cgan" takes a `loss`
+    keyword (default dcgan). Other keywords go to `GAN` / `VAE` /
+    `Diffusion` (ema_decay, diffaugment, beta, prediction, ...).
     """
     if name not in MODEL_NAMES:
         raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    if name == "ddpm":
+        return _build_ddpm(image_shape, num_classes, width, **kwargs)
     conditional = name in ("cgan", "cvae")
     if conditional and num_classes < 2:
         raise ConfigError(
@@ -60,6 +67,11 @@ def build_model(
     return build_gan(image_shape, k, latent_dim=latent_dim or 64, width=width or 32, **kwargs)
 
 
+def _build_ddpm(image_shape, num_classes, width, **kwargs):
+    k = num_classes if num_classes >= 2 else 0
+    return build_diffusion(image_shape, k, width=width or 32, **kwargs)
+
+
 def load_generator(path: str | os.PathLike):
     """Loads a trainer from DIR/model.keras (or a .keras file)."""
     import keras
@@ -72,8 +84,10 @@ def load_generator(path: str | os.PathLike):
         model = keras.saving.load_model(file)
     except Exception as e:  # a corrupt zip, a foreign model: one line for the user
         raise DataError(f"{file}: not a loadable tfsynth model ({type(e).__name__}: {e})") from None
-    if not isinstance(model, GAN | VAE):
-        raise DataError(f"{file}: holds a {type(model).__name__}, not a tfsynth GAN or VAE")
+    if not isinstance(model, GAN | VAE | Diffusion):
+        raise DataError(
+            f"{file}: holds a {type(model).__name__}, not a tfsynth GAN, VAE or Diffusion model"
+        )
     return model
 
 
@@ -88,10 +102,12 @@ def model_id(model) -> str:
 
 
 __all__ = [
+    "Diffusion",
     "GAN",
     "MODEL_FILE",
     "MODEL_NAMES",
     "VAE",
+    "build_diffusion",
     "build_gan",
     "build_model",
     "build_vae",
