@@ -204,18 +204,31 @@ def augment_to_dir(
     >>> sorted(load_dataset(out).extras)
     ['policy', 'source_index']
     """
-    from tfsynth.data.records import (
-        MANIFEST,
-        feature_spec_of,
-        make_manifest,
-        shard_name,
-        write_shard,
-    )
     from tfsynth.data.sources import load_dataset
-    from tfsynth.io import atomic_directory, atomic_write_json
-    from tfsynth.summary import write_summary
+    from tfsynth.io import atomic_directory
 
     t0 = time.perf_counter()
+    n, seed, batch_size, examples_per_shard = _check_to_dir_args(
+        n, seed, batch_size, examples_per_shard, preview, out, overwrite
+    )
+    dataset = load_dataset(data) if isinstance(data, str) else data
+    policy = build_policy(policy, seed=seed, num_classes=dataset.num_classes)
+    features = _provenance_features(policy, dataset.num_classes)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        shards, first = _write_augmented_shards(
+            tmp, dataset, policy, n, seed, batch_size, examples_per_shard, features
+        )
+        info = _augment_info(dataset, policy, seed)
+        manifest = _write_manifest(tmp, Path(out).name, dataset, policy, shards, features, info)
+        seconds = time.perf_counter() - t0
+        _write_augment_summary(tmp, info, out, n, len(shards), seconds, preview)
+    if preview is not None:
+        _save_preview(preview, dataset, policy, first)
+    return manifest
+
+
+def _check_to_dir_args(n, seed, batch_size, examples_per_shard, preview, out, overwrite):
+    """Validates `augment_to_dir`'s counts and paths before anything is loaded."""
     n = _check_int("n", n, 1)
     seed = _check_int("seed", seed, 0)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -224,12 +237,32 @@ def augment_to_dir(
         raise ConfigError(f"{preview}: --preview must be a .png file")
     if Path(out).exists() and not overwrite:
         raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
-    dataset = load_dataset(data) if isinstance(data, str) else data
-    policy = build_policy(policy, seed=seed, num_classes=dataset.num_classes)
+    return n, seed, batch_size, examples_per_shard
+
+
+def _provenance_features(policy: AugmentationPolicy, num_classes: int) -> dict[str, Any]:
+    """The feature spec of the provenance columns that `augment_batches` yields."""
+    from tfsynth.data.records import feature_spec_of
+
     columns = {"source_index": np.zeros(1, np.int64), "policy": np.array([policy.spec])}
     if policy.label_mixing:
-        columns["soft_label"] = np.zeros((1, dataset.num_classes), np.float32)
-    features = feature_spec_of(columns)
+        columns["soft_label"] = np.zeros((1, num_classes), np.float32)
+    return feature_spec_of(columns)
+
+
+def _write_augmented_shards(
+    tmp: Path,
+    dataset: ImageDataset,
+    policy: AugmentationPolicy,
+    n: int,
+    seed: int,
+    batch_size: int,
+    examples_per_shard: int,
+    features: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Writes output indices [0, n) as shards under `tmp`; returns them and the first batch."""
+    from tfsynth.data.records import shard_name, write_shard
+
     num_shards = -(-n // examples_per_shard)
     kept: list[dict[str, np.ndarray]] = []
 
@@ -239,66 +272,74 @@ def augment_to_dir(
                 kept.append(batch)
             yield batch
 
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        shards = []
-        for i in range(num_shards):
-            s, e = i * examples_per_shard, min(n, (i + 1) * examples_per_shard)
-            batches = augment_batches(
-                dataset, policy, e - s, seed=seed, start=s, batch_size=batch_size
-            )
-            shards.append(
-                write_shard(
-                    tmp / shard_name(i, num_shards),
-                    keep_first(batches),
-                    features,
-                    dataset.num_classes,
-                )
-            )
-        info = {
-            "policy": policy.spec,
-            "seed": seed,
-            "source": dataset.name,
-            "source_num_examples": len(dataset),
-            "label_mixing": policy.label_mixing,
-            "block_size": BLOCK_SIZE,
-        }
-        manifest = make_manifest(
-            name=Path(out).name,
-            shape=dataset.shape,
-            class_names=dataset.class_names,
-            shards=shards,
-            features=features,
-            metadata={"source": dataset.name, "label_mixing": policy.label_mixing, "augment": info},
-        )
-        atomic_write_json(tmp / MANIFEST, manifest)
-        seconds = time.perf_counter() - t0
-        write_summary(
-            tmp,
-            "augment",
-            {
-                **info,
-                "out": str(out),
-                "num_examples": n,
-                "num_shards": num_shards,
-                "seconds": round(seconds, 3),
-                "images_per_second": round(n / seconds, 1),
-                "preview": None if preview is None else str(preview),
-            },
-        )
-    if preview is not None:
-        from tfsynth.plotting import save_figure
+    shards = []
+    for i in range(num_shards):
+        s, e = i * examples_per_shard, min(n, (i + 1) * examples_per_shard)
+        batches = augment_batches(dataset, policy, e - s, seed=seed, start=s, batch_size=batch_size)
+        path = tmp / shard_name(i, num_shards)
+        shards.append(write_shard(path, keep_first(batches), features, dataset.num_classes))
+    return shards, kept[0]
 
-        first = kept[0]
-        k = min(20, len(first["image"]))
-        images, labels = dataset.numpy()
-        sources = first["source_index"][:k]
-        fig = preview_figure(
-            images[sources],
-            labels[sources],
-            first["image"][:k],
-            first["label"][:k],
-            dataset.class_names,
-            title=f"{policy.spec}\noriginals (odd rows) and augmentations (even rows)",
-        )
-        save_figure(fig, preview)
+
+def _augment_info(dataset: ImageDataset, policy: AugmentationPolicy, seed: int) -> dict[str, Any]:
+    """The manifest's "augment" metadata: what makes the output reproducible."""
+    return {
+        "policy": policy.spec,
+        "seed": seed,
+        "source": dataset.name,
+        "source_num_examples": len(dataset),
+        "label_mixing": policy.label_mixing,
+        "block_size": BLOCK_SIZE,
+    }
+
+
+def _write_manifest(tmp, name, dataset, policy, shards, features, info) -> dict[str, Any]:
+    from tfsynth.data.records import MANIFEST, make_manifest
+    from tfsynth.io import atomic_write_json
+
+    manifest = make_manifest(
+        name=name,
+        shape=dataset.shape,
+        class_names=dataset.class_names,
+        shards=shards,
+        features=features,
+        metadata={"source": dataset.name, "label_mixing": policy.label_mixing, "augment": info},
+    )
+    atomic_write_json(tmp / MANIFEST, manifest)
     return manifest
+
+
+def _write_augment_summary(tmp, info, out, n, num_shards, seconds, preview) -> None:
+    from tfsynth.summary import write_summary
+
+    write_summary(
+        tmp,
+        "augment",
+        {
+            **info,
+            "out": str(out),
+            "num_examples": n,
+            "num_shards": num_shards,
+            "seconds": round(seconds, 3),
+            "images_per_second": round(n / seconds, 1),
+            "preview": None if preview is None else str(preview),
+        },
+    )
+
+
+def _save_preview(preview, dataset: ImageDataset, policy: AugmentationPolicy, first) -> None:
+    """Saves up to 20 originals above their augmentations from the first batch."""
+    from tfsynth.plotting import save_figure
+
+    k = min(20, len(first["image"]))
+    images, labels = dataset.numpy()
+    sources = first["source_index"][:k]
+    fig = preview_figure(
+        images[sources],
+        labels[sources],
+        first["image"][:k],
+        first["label"][:k],
+        dataset.class_names,
+        title=f"{policy.spec}\noriginals (odd rows) and augmentations (even rows)",
+    )
+    save_figure(fig, preview)
