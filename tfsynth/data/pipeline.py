@@ -69,35 +69,46 @@ def make_pipeline(
     >>> [int(x.shape[0]) for x, _ in ds]
     [4, 4]
     """
-    ds = elements.map(lambda e: (e["image"], e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        ds = ds.cache() if cache is True else ds.cache(str(cache))
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = _examples(elements, cache=cache, shuffle=shuffle, seed=seed, buffer=shuffle_buffer)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        from tfsynth.augment import build_policy  # tfsynth.augment builds on this module
-
-        policy = build_policy(augment, seed=seed)
-        # One stateless seed per batch from a seeded random stream, new every
-        # epoch (each iteration of the dataset), as in TensorFlow's data
-        # augmentation guide. Hashing the pixels instead (what `map_batch`
-        # does without a seed) cost an extra pass over every batch (2.9 vs
-        # 2.3 ms of CPU per 256-image `digits` batch in the pipeline, a
-        # one-off measurement), and repeated the same augmentations every
-        # epoch without shuffling.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        policy_seed = tf.constant(policy.seed, tf.int64)
-
-        def augment_batch(batch, s):
-            x, y = batch
-            return policy.map_batch(x, y, normalize=normalize, seed=tf.stack([policy_seed, s]))
-
-        ds = tf.data.Dataset.zip(ds, seeds).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = _augmented(ds, augment, seed=seed, normalize=normalize)
     elif normalize:
         ds = ds.map(lambda x, y: (to_unit_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     if map_batch is not None:
         ds = ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(elements, *, cache: bool | str, shuffle: bool, seed: int, buffer: int):
+    """(image, label) pairs, cached before the shuffle so each epoch gets a new order."""
+    ds = elements.map(lambda e: (e["image"], e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache() if cache is True else ds.cache(str(cache))
+    if shuffle:
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _augmented(ds: tf.data.Dataset, augment, *, seed: int, normalize: bool) -> tf.data.Dataset:
+    """Applies an augmentation policy to each uint8 batch (and, with `normalize`, scaling)."""
+    from tfsynth.augment import build_policy  # tfsynth.augment builds on this module
+
+    policy = build_policy(augment, seed=seed)
+    # One stateless seed per batch from a seeded random stream, new every
+    # epoch (each iteration of the dataset), as in TensorFlow's data
+    # augmentation guide. Hashing the pixels instead (what `map_batch`
+    # does without a seed) cost an extra pass over every batch (2.9 vs
+    # 2.3 ms of CPU per 256-image `digits` batch in the pipeline, a
+    # one-off measurement), and repeated the same augmentations every
+    # epoch without shuffling.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    policy_seed = tf.constant(policy.seed, tf.int64)
+
+    def augment_batch(batch, s):
+        x, y = batch
+        return policy.map_batch(x, y, normalize=normalize, seed=tf.stack([policy_seed, s]))
+
+    return tf.data.Dataset.zip(ds, seeds).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
