@@ -29,6 +29,7 @@ from keras import layers
 from tfsynth.errors import ConfigError
 
 MAX_LEVELS = 3
+MIN_LEVELS = 2  # by default; fewer halvings leave too small a receptive field
 MIN_SIDE = 4  # the lowest resolution keeps at least 4 pixels per side
 
 
@@ -75,7 +76,9 @@ def unet_levels(image_shape: Sequence[int], levels: int | None = None) -> int:
     """How many times the U-Net halves the image (checked, one-line errors).
 
     Default: as many as both sides allow, up to 3, keeping >= 4 pixels per
-    side (16 -> 2, 28 -> 2, 32 -> 3, 64 -> 3); at least 1 is needed.
+    side (16 -> 2, 28 -> 2, 32 -> 3, 64 -> 3); at least 2 are needed, so
+    both sides must be multiples of 4 and >= 16 (pass `levels=1` to allow
+    a single halving).
     """
     h, w = int(image_shape[0]), int(image_shape[1])
     if levels is not None:
@@ -96,10 +99,10 @@ def unet_levels(image_shape: Sequence[int], levels: int | None = None) -> int:
         and min(h, w) // 2 ** (k + 1) >= MIN_SIDE
     ):
         k += 1
-    if k < 1:
+    if k < MIN_LEVELS:
         raise ConfigError(
-            f"image_shape: sides {h}x{w} cannot be halved for the U-Net "
-            f"(both must be even and >= {2 * MIN_SIDE}); got {tuple(image_shape)}"
+            f"image_shape: sides {h}x{w} cannot be halved {MIN_LEVELS} times for the U-Net "
+            f"(both must be multiples of 4 and >= 16); got {tuple(image_shape)}"
         )
     return k
 

@@ -1,0 +1,179 @@
+"""ddpm: U-Net shapes, training steps, .keras round trip, DDIM sampling, guidance, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import make_arrays
+from tfsynth.errors import ConfigError
+from tfsynth.models import build_model, load_generator, model_id
+from tfsynth.models import diffusion as dm
+from tfsynth.models.diffusion import Diffusion
+from tfsynth.models.sampling import noise_for
+from tfsynth.models.unet import build_unet, groups_for, unet_levels
+
+
+def _data(h, n=8, k=3):
+    images, labels = make_arrays(n=n, h=h, w=h, num_classes=k)
+    return images.astype("float32") / 127.5 - 1.0, labels
+
+
+def _tiny(h, k=3, **kw):
+    kw.setdefault("sample_steps", 3)
+    m = build_model("ddpm", (h, h, 1), num_classes=k, width=8, seed=1, **kw)
+    m.compile(jit_compile=False)
+    return m
+
+
+def _perturb(model, seed=0):
+    """Random weights for the sampling network (a fresh U-Net's output layer is zero)."""
+    rng = np.random.default_rng(seed)
+    model.sampler.set_weights(
+        [w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in model.sampler.get_weights()]
+    )
+
+
+@pytest.mark.parametrize("k", [0, 3], ids=["uncond", "cond"])
+@pytest.mark.parametrize("h", [16, 28])
+def test_ddpm_trains_two_steps(h, k):
+    m = _tiny(h, k)
+    assert isinstance(m, Diffusion) and m.num_classes == k
+    assert m.latent_dim == h * h
+    x, y = _data(h)
+    hist = m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert int(m.train_steps.numpy()) == 2
+    assert set(hist.history) == {"loss"} and np.isfinite(hist.history["loss"]).all()
+    labels = np.array([0, 1, 2, 0]) if k else None
+    out = m.generate(noise_for(0, range(4), m.latent_dim), labels).numpy()
+    assert out.shape == (4, h, h, 1) and out.dtype == np.float32
+    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+
+
+def test_v_prediction_trains():
+    m = _tiny(16, prediction="v")
+    hist = m.fit(*_data(16), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+
+
+def test_unet_sizes_and_groups():
+    assert [unet_levels((s, s, 1)) for s in (16, 28, 32, 64)] == [2, 2, 3, 3]
+    assert groups_for(8) == 8 and groups_for(12) == 6 and groups_for(3) == 3
+    net = build_unet((32, 32, 3), num_classes=10, width=8)
+    assert [i.name for i in net.inputs] == ["images", "time", "labels"]
+    assert net.get_layer("label_embedding").input_dim == 11  # + the "no label" index
+    out = net([np.zeros((2, 32, 32, 3), "float32"), np.zeros(2, "float32"), np.array([0, 10])])
+    assert tuple(out.shape) == (2, 32, 32, 3) and out.dtype == tf.float32
+    assert len(build_unet((16, 16, 1), 0, 8, attention=False).inputs) == 2
+
+
+def test_loss_matches_a_hand_computation():
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
+    eps = rng.normal(size=x0.shape).astype("float32")
+    t = np.array([0.0, 0.3, 0.7, 1.0], "float32")
+    pred = rng.normal(size=x0.shape).astype("float32")
+    theta = 0.008 / 1.008 * math.pi / 2 + t * (math.acos(0.02) - 0.008 / 1.008 * math.pi / 2)
+    s, n = np.cos(theta)[:, None, None, None], np.sin(theta)[:, None, None, None]
+    np.testing.assert_allclose(s[-1, 0, 0, 0], 0.02, rtol=1e-5)  # cosine schedule end
+    x_t = s * x0 + n * eps
+    np.testing.assert_allclose(dm.diffuse(x0, eps, t), x_t, rtol=1e-5, atol=1e-6)
+    for prediction, want in (("eps", eps), ("v", s * eps - n * x0)):
+        expected = np.mean((pred - want) ** 2)
+        got = float(dm.diffusion_loss(pred, x0, eps, t, prediction))
+        assert got == pytest.approx(expected, rel=1e-5)
+        # The exact target recovers x0 and eps from x_t.
+        x0_hat, eps_hat = dm.split(x_t, want, t, prediction)
+        np.testing.assert_allclose(x0_hat, x0, atol=1e-3)
+        np.testing.assert_allclose(eps_hat, eps, atol=1e-4)
+
+
+def test_train_step_loss_is_the_network_loss_on_its_draws():
+    # With lr 0 the weights stay put, so the logged loss is the loss of the
+    # initial network on the step's own t, eps and dropped labels.
+    import keras
+
+    m = build_model("ddpm", (16, 16, 1), num_classes=3, width=8, seed=5, label_dropout=0.5)
+    m.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
+    _perturb(m)
+    m.network.set_weights(m.sampler.get_weights())
+    x, y = _data(16, n=4)
+    seed = dm._trainer.replica_seed(tf.identity(m.seed_generator.state))
+    logs = m.train_step((tf.constant(x), tf.constant(y)))
+    t = tf.random.stateless_uniform([4], seed=seed)
+    eps = tf.random.stateless_normal(x.shape, seed=seed + [0, 1])
+    drop = tf.random.stateless_uniform([4], seed=seed + [0, 2]) < 0.5
+    labels = tf.where(drop, 3, tf.constant(y, tf.int32))
+    pred = m.network([dm.diffuse(x, eps, t), t, labels])
+    want = np.mean((pred.numpy() - eps.numpy()) ** 2)
+    assert float(logs["loss"]) == pytest.approx(want, rel=1e-4)
+
+
+def test_keras_round_trip_keeps_training(tmp_path):
+    m = _tiny(16, prediction="v", guidance=2.0)
+    x, y = _data(16)
+    m.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    m.save(tmp_path / "model.keras")
+    r = load_generator(tmp_path)
+    assert type(r) is Diffusion
+    assert (r.image_shape, r.num_classes, r.latent_dim, r.prediction, r.guidance) == (
+        m.image_shape,
+        m.num_classes,
+        m.latent_dim,
+        "v",
+        2.0,
+    )
+    assert int(r.train_steps.numpy()) == 2
+    assert model_id(r) == model_id(m)
+    noise, labels = noise_for(3, range(3), m.latent_dim), np.array([0, 1, 2])
+    np.testing.assert_allclose(r.generate(noise, labels), m.generate(noise, labels), atol=1e-5)
+    for a, b in zip(r.optimizer.variables, m.optimizer.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+    r.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert int(r.train_steps.numpy()) == 4
+    assert model_id(r) != model_id(m)
+
+
+def test_sampling_is_deterministic_and_guidance_matters():
+    m = _tiny(16)
+    _perturb(m)
+    noise, labels = noise_for(7, range(4), m.latent_dim), np.array([0, 1, 2, 0])
+    a = m.generate(noise, labels, steps=4).numpy()
+    np.testing.assert_array_equal(a, m.generate(noise, labels, steps=4).numpy())
+    # Batched: each row is the sample of its own noise and label.
+    np.testing.assert_allclose(m.generate(noise[:2], labels[:2], steps=4), a[:2], atol=1e-4)
+    other = m.generate(noise_for(8, range(4), m.latent_dim), labels, steps=4).numpy()
+    assert not np.allclose(a, other)
+    g0 = m.generate(noise, labels, steps=4, guidance=0).numpy()
+    g1 = m.generate(noise, labels, steps=4, guidance=1).numpy()
+    g2 = m.generate(noise, labels, steps=4, guidance=2).numpy()
+    np.testing.assert_array_equal(g1, a)  # guidance 1 (the default) is plain conditional
+    assert np.abs(g0 - g2).max() > 1e-3 and np.abs(g1 - g2).max() > 1e-3
+    # Guidance 0 ignores the labels: every label gives the unconditional sample.
+    np.testing.assert_allclose(
+        m.generate(noise, np.array([2, 2, 2, 2]), steps=4, guidance=0), g0, atol=1e-6
+    )
+    # One step is x0 predicted from pure noise.
+    assert m.generate(noise, labels, steps=1).shape == (4, 16, 16, 1)
+
+
+def test_bad_input_raises_one_line_config_errors():
+    m = _tiny(16)
+    noise, labels = noise_for(0, range(2), m.latent_dim), np.array([0, 1])
+    cases = [
+        (lambda: m.generate(noise, labels, guidance=-0.5), "guidance"),
+        (lambda: m.generate(noise, labels, steps=0), "steps"),
+        (lambda: m.generate(noise), "labels"),
+        (lambda: build_model("ddpm", (30, 30, 1), 3, width=8), "cannot be halved"),
+        (lambda: build_model("ddpm", (15, 16, 1), 3, width=8), "cannot be halved"),
+        (lambda: build_model("ddpm", (12, 12, 1), 3, width=8), "cannot be halved"),
+        (lambda: build_unet((28, 28, 1), 3, 8, levels=3), "side 28 cannot be halved 3 times"),
+        (lambda: build_model("ddpm", (16, 16, 1), 3, prediction="x0"), "prediction"),
+        (lambda: build_model("ddpm", (16, 16, 1), 3, sample_steps=0), "steps"),
+        (lambda: build_model("ddpm", (16, 16, 1), 3, label_dropout=1.0), "label_dropout"),
+    ]
+    for fn, message in cases:
+        with pytest.raises(ConfigError, match=message) as info:
+            fn()
+        assert "\n" not in str(info.value), str(info.value)
