@@ -102,9 +102,15 @@ def _why(search: dict[str, Any]) -> str:
     )
 
 
-def warnings(summary: dict[str, Any], trains: dict[str, dict], gens: dict[str, dict]) -> list[str]:
+def warnings(
+    summary: dict[str, Any], trains: dict[str, dict], gens: dict[str, dict], search=None
+) -> list[str]:
     """One line per problem a user should know about before using D'."""
-    out = []
+    out = [
+        f"Mix {r['label']} could not be built and was skipped: {r['error']}"
+        for r in (search or {}).get("table", [])
+        if "error" in r
+    ]
     for name, t in trains.items():
         if t.get("generator_failed"):
             out.append(
@@ -135,7 +141,7 @@ def _lead(out: Path, summary, search, trains, gens) -> list[tuple]:
     table = _ladder_table(search)
     if table is not None:
         lead += [("h", 2, "What each source adds (test split)"), table, ("p", _why(search))]
-    warn = warnings(summary, trains, gens)
+    warn = warnings(summary, trains, gens, search)
     lead.append(("h", 2, "Warnings"))
     lead += [("p", w) for w in warn] or [("p", "None.")]
     if (out / "search" / "search.png").is_file():

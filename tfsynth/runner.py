@@ -314,26 +314,32 @@ def _generate(r: _Run, models) -> dict[str, Any]:
         # A failed generator's samples are not curated (the classifier would
         # reject them all); they stay out of D' and are evaluated as they are.
         failed = bool(_train_summary(r, name).get("generator_failed"))
-        m = generate(
-            r.model_dir(name),
-            n,
-            labels=g.labels,
-            seed=r.seed,
-            out=r.gen_dir(name),
-            curate=g.curate and not failed,
-            min_confidence=g.min_confidence,
-        )
+        kwargs = dict(labels=g.labels, seed=r.seed, out=r.gen_dir(name))
+        try:
+            m = generate(
+                r.model_dir(name),
+                n,
+                curate=g.curate and not failed,
+                min_confidence=g.min_confidence,
+                **kwargs,
+            )
+        except DataError as e:  # curation cannot fill a class: keep the samples, not the model
+            r.log(f"  {name}: curation failed ({e}); left out of D'")
+            m = generate(r.model_dir(name), n, **kwargs)
         result[name] = m["num_examples"]
     return result
 
 
 def _usable_generators(r: _Run, models) -> dict[str, str]:
-    """Generators that validation did not mark as failed."""
-    return {
-        m: str(r.model_dir(m) / "model.keras")
-        for m in models
-        if not _train_summary(r, m).get("generator_failed")
-    }
+    """Generators that validation did not mark as failed and whose curation succeeded."""
+
+    def usable(m: str) -> bool:
+        if _train_summary(r, m).get("generator_failed"):
+            return False
+        gen = json.loads((r.gen_dir(m) / "summary.json").read_text())
+        return not r.config.generate.curate or "kept_fraction" in gen
+
+    return {m: str(r.model_dir(m) / "model.keras") for m in models if usable(m)}
 
 
 def _search(r: _Run, models) -> dict[str, Any]:

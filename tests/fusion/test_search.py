@@ -166,3 +166,27 @@ def test_auto_multipliers_bring_d_prime_to_the_target_size():
         SearchConfig(multipliers=auto_multipliers(500)), has_aug=True, generators={}
     )] == [0.0, 1.0, 7.0]  # fmt: skip
     assert cfg.validate().multipliers == "auto"
+
+
+def test_a_mix_that_cannot_be_built_is_recorded_and_skipped(monkeypatch):
+    from tfsynth.errors import DataError
+
+    real_mix = search_mod._mix
+
+    def mix(real, cand, **kw):
+        if cand.multiplier > 1:
+            raise DataError("gen: the classifier rejects class '5'")
+        return real_mix(real, cand, **kw)
+
+    monkeypatch.setattr(search_mod, "_mix", mix)
+    monkeypatch.setattr(search_mod, "_score", lambda *a: {"val": [0.5], "test": []})
+    result = search_mix(
+        _halves(20, 0),
+        _halves(20, 1),
+        aug_policy="rotate:10",
+        config=SearchConfig(multipliers=(1.0, 2.0), gen_shares=(0.0,), seeds=1),
+    )
+    bad = result["table"][2]
+    assert bad["error"] == "gen: the classifier rejects class '5'" and "val_accuracy" not in bad
+    assert result["chosen"] == 0 and 2 not in result["ladder"].values()
+    search_figure(result)

@@ -251,20 +251,17 @@ def search_mix(
         )
     rows = []
     for i, cand in enumerate(grid):
-        t0 = time.perf_counter()
-        data = _mix(
-            real,
-            cand,
-            aug_policy=aug_policy,
-            generators=generators,
-            seed=seed,
-            class_target=class_target,
+        rows.append(
+            _evaluate_candidate(
+                cand, real, val, test, config, aug_policy, generators, seed, class_target
+            )
         )
-        runs = _score(data, len(real), config, val, test)
-        rows.append(_row(cand, data, runs, time.perf_counter() - t0))
         if log is not None:
-            log(f"  [{i + 1}/{len(grid)}] {cand.label}: val {rows[-1]['val_accuracy']:.4f}")
-    chosen = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))
+            r = rows[-1]
+            score = f"val {r['val_accuracy']:.4f}" if "val_accuracy" in r else r["error"]
+            log(f"  [{i + 1}/{len(grid)}] {cand.label}: {score}")
+    feasible = [i for i, r in enumerate(rows) if "val_accuracy" in r]
+    chosen = max(feasible, key=lambda i: (rows[i]["val_accuracy"], -i))
     return {
         "table": rows,
         "chosen": chosen,
@@ -277,12 +274,34 @@ def search_mix(
     }
 
 
-def _row(cand: Candidate, data: ImageDataset, runs, seconds: float) -> dict[str, Any]:
+def _evaluate_candidate(cand, real, val, test, config, aug_policy, generators, seed, class_target):
+    """One row of the table; a mix that cannot be built is recorded, not fatal."""
+    from tfsynth.errors import DataError
+
+    t0 = time.perf_counter()
+    try:
+        data = _mix(
+            real,
+            cand,
+            aug_policy=aug_policy,
+            generators=generators,
+            seed=seed,
+            class_target=class_target,
+        )
+    except DataError as e:  # e.g. curation cannot fill a class at this threshold
+        row = _row(cand, None, {}, time.perf_counter() - t0)
+        row["error"] = str(e)
+        return row
+    runs = _score(data, len(real), config, val, test)
+    return _row(cand, data, runs, time.perf_counter() - t0)
+
+
+def _row(cand: Candidate, data, runs, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {
         "label": cand.label,
         "family": cand.family,
         **dataclasses.asdict(cand),
-        "num_examples": len(data),
+        "num_examples": len(data) if data is not None else 0,
         "seconds": round(seconds, 2),
     }
     for split, values in runs.items():
@@ -297,6 +316,8 @@ def ladder(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Per family (D, D+aug, D+gen, D+aug+gen), the row index best on validation."""
     best: dict[str, int] = {}
     for i, r in enumerate(rows):
+        if "val_accuracy" not in r:
+            continue
         j = best.get(r["family"])
         if j is None or r["val_accuracy"] > rows[j]["val_accuracy"]:
             best[r["family"]] = i
@@ -334,6 +355,8 @@ def write_hparams(result: Mapping[str, Any], log_dir: str | os.PathLike) -> Path
 
     log_dir = Path(log_dir)
     for i, r in enumerate(result["table"]):
+        if "val_accuracy" not in r:
+            continue
         with tf.summary.create_file_writer(str(log_dir / f"candidate_{i:02d}")).as_default():
             hp.hparams(
                 {
@@ -354,7 +377,8 @@ def search_figure(result: Mapping[str, Any]):
     """Bar chart of each candidate's validation (and test) accuracy, the chosen one marked."""
     import matplotlib.pyplot as plt
 
-    rows = result["table"]
+    rows = [r for r in result["table"] if "val_accuracy" in r]
+    chosen_label = result["table"][result["chosen"]]["label"]
     y = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
     splits = [s for s in ("val", "test") if f"{s}_accuracy" in rows[0]]
@@ -366,9 +390,7 @@ def search_figure(result: Mapping[str, Any]):
     lo = min(r[f"{s}_accuracy"] for r in rows for s in splits)
     ax.set_xlim(max(0.0, lo - 0.05), 1.0)
     ax.set_yticks(y + h * (len(splits) - 1) / 2)
-    ax.set_yticklabels(
-        [("* " if i == result["chosen"] else "") + r["label"] for i, r in enumerate(rows)]
-    )
+    ax.set_yticklabels([("* " if r["label"] == chosen_label else "") + r["label"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("classifier accuracy (mean over seeds)")
     ax.set_title("D' search: chosen on validation (*); test reported only")
