@@ -21,7 +21,7 @@ from typing import Any
 
 from tfsynth.errors import ConfigError
 
-MODELS = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae")
+MODELS = ("dcgan", "wgan-gp", "hinge", "cgan", "vae", "cvae", "ddpm")
 
 
 @dataclass

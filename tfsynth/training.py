@@ -667,6 +667,8 @@ def _build(name, data, seed, width, latent_dim, loss, n_critic, ema_decay, diffa
     }
     if name in ("vae", "cvae"):
         kwargs["beta"] = beta
+    elif name == "ddpm":
+        kwargs["ema_decay"] = ema_decay
     else:
         kwargs.update(ema_decay=ema_decay, diffaugment=diffaugment, n_critic=n_critic)
         if loss is not None:
@@ -677,10 +679,12 @@ def _build(name, data, seed, width, latent_dim, loss, n_critic, ema_decay, diffa
 
 
 def _optimizers(trainer, lr):
-    from tfsynth.models import VAE
+    from tfsynth.models import VAE, Diffusion
 
     if isinstance(trainer, VAE):
         return {"optimizer": keras.optimizers.Adam(lr or 1e-3)}
+    if isinstance(trainer, Diffusion):
+        return {"optimizer": keras.optimizers.Adam(lr or 2e-4)}
     if trainer.loss_name == "wgan-gp":
         make = lambda: keras.optimizers.Adam(lr or 1e-4, beta_1=0.0, beta_2=0.9)  # noqa: E731
     else:
