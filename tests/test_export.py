@@ -160,3 +160,97 @@ def test_sample_signature_gives_the_images_of_generate(name):
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # float rounding at the uint8 edge only
     other = module.sample(n=tf.constant(5), seed=tf.constant(12, tf.int64), **args)
     assert not np.array_equal(other["images"].numpy(), out["images"].numpy())
+
+
+DDPM_LOAD_SCRIPT = r"""
+import json, sys
+sys.path.append(sys.argv[1])
+try:
+    import tfsynth
+    has_tfsynth = True
+except ImportError:
+    has_tfsynth = False
+import tensorflow as tf
+
+m = tf.saved_model.load(sys.argv[2])
+sample = m.signatures["sample"]
+none = tf.constant([], tf.int64)
+s1 = sample(n=tf.constant(3), seed=tf.constant(5, tf.int64), labels=none)
+s2 = sample(n=tf.constant(3), seed=tf.constant(5, tf.int64), labels=none)
+s3 = sample(n=tf.constant(2), seed=tf.constant(5, tf.int64), labels=tf.constant([1, 1], tf.int64))
+ops = set()
+for f in sample.graph.as_graph_def().library.function:
+    ops.update(n.op for n in f.node_def)
+print("RESULT " + json.dumps({
+    "has_tfsynth": has_tfsynth,
+    "sample": [s1["images"].dtype.name, s1["images"].shape.as_list()],
+    "labels": s1["labels"].numpy().tolist(),
+    "labels3": s3["labels"].numpy().tolist(),
+    "same_seed_same_images": bool(tf.reduce_all(s1["images"] == s2["images"])),
+    "while_loop": any("While" in op for op in ops),
+}))
+"""
+
+
+def _tiny_ddpm(num_classes=3, **kwargs):
+    from tfsynth.models import build_model
+
+    return build_model("ddpm", (16, 16, 1), num_classes, width=8, seed=1, sample_steps=3, **kwargs)
+
+
+def _random_weights(model):
+    # A fresh U-Net's output layer is zero; random weights make the images depend on the noise.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    weights = model.sampler.get_weights()
+    model.sampler.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in weights])
+
+
+@pytest.mark.slow
+def test_ddpm_export_runs_ddim_from_plain_tensorflow(tmp_path):
+    from tfsynth.export import export_generator
+
+    model = _tiny_ddpm(guidance=2.0)
+    model.compile(jit_compile=False)
+    _random_weights(model)
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "model.keras")
+    final = export_generator(tmp_path / "run", tmp_path / "saved" / "ddpm")
+    summary = json.loads((final / "summary.json").read_text())
+    assert (summary["sample_steps"], summary["guidance"], summary["latent_dim"]) == (3, 2.0, 256)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    r = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", DDPM_LOAD_SCRIPT, sysconfig.get_paths()["purelib"],
+         str(final)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.split("RESULT ", 1)[1])
+    assert result["has_tfsynth"] is False
+    assert result["sample"] == ["uint8", [3, 16, 16, 1]]
+    assert result["labels"] == [0, 1, 2] and result["labels3"] == [1, 1]
+    assert result["same_seed_same_images"] and result["while_loop"]
+
+
+@pytest.mark.parametrize("num_classes", [3, 0], ids=["cond", "uncond"])
+def test_ddpm_sample_signature_gives_the_images_of_generate(num_classes):
+    import numpy as np
+    import tensorflow as tf
+
+    from tfsynth.export import serving_module
+    from tfsynth.models.sampling import generate_batches
+
+    model = _tiny_ddpm(num_classes)
+    _random_weights(model)
+    module = serving_module(model)
+    args = {"labels": tf.constant([], tf.int64)} if num_classes else {}
+    out = module.sample(n=tf.constant(4), seed=tf.constant(11, tf.int64), **args)
+    want = next(generate_batches(model, 4, seed=11, batch_size=4))
+    assert out["images"].shape == (4, 16, 16, 1)
+    assert out["labels"].numpy().tolist() == want["label"].tolist()
+    diff = np.abs(out["images"].numpy().astype(int) - want["image"].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    other = module.sample(n=tf.constant(4), seed=tf.constant(12, tf.int64), **args)
+    assert not np.array_equal(other["images"].numpy(), out["images"].numpy())

@@ -16,6 +16,10 @@ signatures, traced into the graph so that loading needs only TensorFlow
   traced in), so ``sample`` gives the images of examples 0 .. n-1 of
   ``tfsynth generate --seed SEED`` (same labels by default: i % num_classes).
 
+For a ``ddpm`` model both signatures run the whole DDIM loop in the graph
+(a `tf.while_loop` over the model's `sample_steps`, with its `guidance`;
+both are recorded in summary.json); its `latent_dim` is H * W * C.
+
 Example (shell):
 
     tfsynth export --model runs/cgan/model.keras --out saved_models/mnist_cgan
@@ -179,6 +183,14 @@ def export_generator(
                 "num_classes": int(model.num_classes),
                 "image_shape": list(model.image_shape),
                 "signatures": ["serving_default", "sample"],
+                **_sampling_options(model),
             },
         )
     return final
+
+
+def _sampling_options(model) -> dict:
+    """The DDIM settings traced into a diffusion model's signatures (empty for others)."""
+    if not hasattr(model, "sample_steps"):
+        return {}
+    return {"sample_steps": int(model.sample_steps), "guidance": float(model.guidance)}
