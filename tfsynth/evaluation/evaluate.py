@@ -9,10 +9,11 @@ one flat dict; with an output directory it also draws the figures that
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,59 @@ def evaluate(
     )
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    real, synthetic, test, fused, test_source = _inputs(
+        real, synthetic, test, fused, test_fraction=test_fraction, seed=seed
+    )
+    out = _header(real, synthetic, test, test_source, seed)
+    dist, syn = _distribution(
+        real,
+        synthetic,
+        test,
+        timings,
+        extractor=extractor,
+        extractor_epochs=extractor_epochs,
+        min_steps=min_steps,
+        cache_dir=cache_dir,
+        reference=reference,
+        max_samples=max_samples,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+        seed=seed,
+        block_size=block_size,
+    )
+    out.update(dist)
+    if utility:
+        with _timed(timings, "utility"):
+            recipe = dict(seeds=seeds, epochs=classifier_epochs, min_steps=min_steps)
+            out.update(
+                _utility(real, synthetic, test, fused, recipe, low_data_sizes, utility_known)
+            )
+    nn = None
+    if privacy:
+        with _timed(timings, "privacy"):
+            metrics, nn = _privacy(real, test, syn, max_samples, seed, block_size)
+        out.update(metrics)
+    if out_dir is not None:
+        with _timed(timings, "figures"):
+            out.update(_figures(Path(out_dir), real, synthetic, syn, nn, out, seed))
+    out.update({f"seconds.{k}": v for k, v in timings.items()})
+    out["seconds.total"] = time.perf_counter() - t_start
+    return out
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Records the seconds the block took as timings[name]."""
+    t = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t
+
+
+def _inputs(real, synthetic, test, fused, *, test_fraction: float, seed: int):
+    """Loads the datasets (splitting `test` off `real` when None) and checks them together.
+
+    Returns (real, synthetic, test, fused, test_source).
+    """
     real = _load(real, "real")
     synthetic = _load(synthetic, "synthetic")
     test_source = "given"
@@ -203,8 +257,12 @@ def evaluate(
         test = _load(test, "test")
     fused = _load(fused, "fused") if fused is not None else None
     check_compatible(real, synthetic, test, fused)
+    return real, synthetic, test, fused, test_source
 
-    out: dict[str, Any] = {
+
+def _header(real, synthetic, test, test_source: str, seed: int) -> dict[str, Any]:
+    """The summary's first keys: what was compared with what."""
+    return {
         "real": real.name,
         "synthetic": synthetic.name,
         "test": test.name,
@@ -218,83 +276,84 @@ def evaluate(
         "seed": seed,
     }
 
-    # -- distribution -------------------------------------------------------
-    t = time.perf_counter()
-    ext = build_extractor(
-        extractor,
-        train=real,
-        test=test,
-        epochs=extractor_epochs,
-        seed=seed,
-        min_steps=min_steps,
-        cache_dir=cache_dir,
-    )
-    timings["extractor"] = time.perf_counter() - t
-    out.update(ext.info())
-    t = time.perf_counter()
-    ref = _cap(test if reference == "test" else real, max_samples, seed)
-    syn = _cap(synthetic, max_samples, seed + 1)
-    ref_f, syn_f = ext(ref.images), ext(syn.images)
-    out.update(
-        reference=reference,
-        num_reference_features=len(ref_f),
-        num_synthetic_features=len(syn_f),
-    )
-    out.update(
-        distribution_metrics(
-            ref_f,
-            syn_f,
-            real_labels=ref.labels,
-            fake_labels=syn.labels,
-            class_names=real.class_names,
-            kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size,
-            seed=seed,
-            block_size=block_size,
-        )
-    )
-    timings["distribution"] = time.perf_counter() - t
 
-    # -- utility --------------------------------------------------------------
-    if utility:
-        t = time.perf_counter()
+def _distribution(
+    real: ImageDataset,
+    synthetic: ImageDataset,
+    test: ImageDataset,
+    timings: dict[str, float],
+    *,
+    extractor: str,
+    extractor_epochs: int,
+    min_steps: int,
+    cache_dir,
+    reference: str,
+    max_samples: int | None,
+    kid_subsets: int,
+    kid_subset_size: int,
+    seed: int,
+    block_size: int,
+) -> tuple[dict[str, Any], ImageDataset]:
+    """Extractor info and distribution metrics; also returns the capped synthetic set."""
+    out: dict[str, Any] = {}
+    with _timed(timings, "extractor"):
+        ext = build_extractor(
+            extractor,
+            train=real,
+            test=test,
+            epochs=extractor_epochs,
+            seed=seed,
+            min_steps=min_steps,
+            cache_dir=cache_dir,
+        )
+    out.update(ext.info())
+    with _timed(timings, "distribution"):
+        ref = _cap(test if reference == "test" else real, max_samples, seed)
+        syn = _cap(synthetic, max_samples, seed + 1)
+        ref_f, syn_f = ext(ref.images), ext(syn.images)
         out.update(
-            utility_metrics(
-                real,
-                synthetic,
-                test,
-                fused=fused,
-                seeds=seeds,
-                epochs=classifier_epochs,
-                min_steps=min_steps,
-                low_data_sizes=low_data_sizes,
-                known=utility_known,
+            reference=reference,
+            num_reference_features=len(ref_f),
+            num_synthetic_features=len(syn_f),
+        )
+        out.update(
+            distribution_metrics(
+                ref_f,
+                syn_f,
+                real_labels=ref.labels,
+                fake_labels=syn.labels,
+                class_names=real.class_names,
+                kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size,
+                seed=seed,
+                block_size=block_size,
             )
         )
-        timings["utility"] = time.perf_counter() - t
+    return out, syn
 
-    # -- privacy --------------------------------------------------------------
-    nn = None
-    if privacy:
-        t = time.perf_counter()
-        holdout = _cap(test, max_samples, seed + 2)
-        metrics, syn_d, syn_i = privacy_metrics(
-            pixel_vectors(syn.images),
-            pixel_vectors(real.images),
-            pixel_vectors(holdout.images),
-            block_size=block_size,
-        )
-        out.update(metrics, privacy_space="pixel ([0, 1])", num_privacy_holdout=len(holdout))
-        nn = (syn_d, syn_i)
-        timings["privacy"] = time.perf_counter() - t
 
-    if out_dir is not None:
-        t = time.perf_counter()
-        out.update(_figures(Path(out_dir), real, synthetic, syn, nn, out, seed))
-        timings["figures"] = time.perf_counter() - t
-    out.update({f"seconds.{k}": v for k, v in timings.items()})
-    out["seconds.total"] = time.perf_counter() - t_start
-    return out
+def _utility(real, synthetic, test, fused, recipe, low_data_sizes, known) -> dict[str, Any]:
+    """TRTR, TSTR, TRTS, D vs D' and the low-data curve (`recipe`: seeds, epochs, min_steps)."""
+    return utility_metrics(
+        real, synthetic, test, fused=fused, low_data_sizes=low_data_sizes, known=known, **recipe
+    )
+
+
+def _privacy(real, test, syn, max_samples, seed, block_size):
+    """Pixel-space privacy metrics; returns them and the synthetic nearest neighbours."""
+    holdout = _cap(test, max_samples, seed + 2)
+    metrics, syn_d, syn_i = privacy_metrics(
+        pixel_vectors(syn.images),
+        pixel_vectors(real.images),
+        pixel_vectors(holdout.images),
+        block_size=block_size,
+    )
+    metrics = {
+        **metrics,
+        "privacy_space": "pixel ([0, 1])",
+        "num_privacy_holdout": len(holdout),
+    }
+    return metrics, (syn_d, syn_i)
 
 
 def _figures(out_dir, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, str]:
