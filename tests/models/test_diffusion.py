@@ -177,3 +177,21 @@ def test_bad_input_raises_one_line_config_errors():
         with pytest.raises(ConfigError, match=message) as info:
             fn()
         assert "\n" not in str(info.value), str(info.value)
+
+
+def test_generate_and_curate_a_ddpm_run(tmp_path):
+    from tests.test_curation import calibrated_classifier
+    from tfsynth.generation import generate
+
+    m = build_model("ddpm", (16, 16, 1), num_classes=2, width=8, seed=1, sample_steps=2)
+    m.compile(jit_compile=False)
+    _perturb(m)
+    m.save(tmp_path / "model.keras")
+    plain = generate(tmp_path, 6, out=tmp_path / "gen", batch_size=4)
+    assert plain["class_counts"] == [3, 3]
+    clf, _ = calibrated_classifier(m, n=16)
+    curated = generate(
+        tmp_path, 6, out=tmp_path / "cur", batch_size=4, curate=True, min_confidence=0.6,
+        classifier=clf,
+    )  # fmt: skip
+    assert curated["class_counts"] == [3, 3]
