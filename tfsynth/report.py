@@ -141,8 +141,22 @@ def _blocks(
     title: str,
     lead: Sequence[Block] = (),
 ) -> list[Block]:
-    s = summary
-    blocks: list[Block] = [("h", 1, title), *lead]
+    """The report as a list of blocks, in reading order (see `Block`)."""
+    return [
+        ("h", 1, title),
+        *lead,
+        *_overview_blocks(summary),
+        *_metric_blocks(summary),
+        *_low_data_blocks(summary),
+        *_per_class_blocks(summary),
+        *_section_blocks(sections),
+        *_figure_blocks(figures),
+    ]
+
+
+def _overview_blocks(s: Mapping[str, Any]) -> list[Block]:
+    """What the metrics were computed on: the extractor and the set sizes."""
+    blocks: list[Block] = []
     if "extractor" in s:
         acc = s.get("extractor_test_accuracy")
         blocks.append(
@@ -166,10 +180,16 @@ def _blocks(
     ]
     if counts:
         blocks.append(("table", ["set", "examples"], [[k, fmt(v)] for k, v in counts]))
-    for heading, rows, note_key in (
-        ("Distribution", DISTRIBUTION_ROWS, None),
-        ("Utility", UTILITY_ROWS, "utility_seeds"),
-        ("Privacy", PRIVACY_ROWS, "privacy_space"),
+    return blocks
+
+
+def _metric_blocks(s: Mapping[str, Any]) -> list[Block]:
+    """The Distribution, Utility and Privacy tables, each with its note."""
+    blocks: list[Block] = []
+    for heading, rows in (
+        ("Distribution", DISTRIBUTION_ROWS),
+        ("Utility", UTILITY_ROWS),
+        ("Privacy", PRIVACY_ROWS),
     ):
         table = _metric_table(s, rows)
         if table is None:
@@ -183,29 +203,39 @@ def _blocks(
                     f"over seeds {fmt(s['utility_seeds'])}.",
                 )
             )
-        if heading == "Privacy" and note_key in s:
-            blocks.append(("p", f"Distances in {s[note_key]} space."))
+        if heading == "Privacy" and "privacy_space" in s:
+            blocks.append(("p", f"Distances in {s['privacy_space']} space."))
         blocks.append(table)
+    return blocks
+
+
+def _low_data_blocks(s: Mapping[str, Any]) -> list[Block]:
     sizes = s.get("low_data_sizes")
-    if sizes:
-        rows = [
-            [
-                str(n),
-                _with_std(s, f"low_data.{n}.real"),
-                _with_std(s, f"low_data.{n}.real+synthetic"),
-            ]
-            for n in sizes
-        ]
-        blocks += [
-            ("h", 2, "Low-data curve"),
-            ("table", ["real examples", "real", "real + synthetic"], rows),
-        ]
+    if not sizes:
+        return []
+    rows = [
+        [str(n), _with_std(s, f"low_data.{n}.real"), _with_std(s, f"low_data.{n}.real+synthetic")]
+        for n in sizes
+    ]
+    return [
+        ("h", 2, "Low-data curve"),
+        ("table", ["real examples", "real", "real + synthetic"], rows),
+    ]
+
+
+def _per_class_blocks(s: Mapping[str, Any]) -> list[Block]:
     per_class = [(k.split(".", 1)[1], v) for k, v in s.items() if k.startswith("fid_per_class.")]
-    if per_class:
-        blocks += [
-            ("h", 2, "Per-class FID"),
-            ("table", ["class", "FID"], [[name, fmt(v)] for name, v in per_class]),
-        ]
+    if not per_class:
+        return []
+    return [
+        ("h", 2, "Per-class FID"),
+        ("table", ["class", "FID"], [[name, fmt(v)] for name, v in per_class]),
+    ]
+
+
+def _section_blocks(sections: Sequence[tuple[str, Any]]) -> list[Block]:
+    """Free-form parts: a mapping becomes a field/value table, anything else a paragraph."""
+    blocks: list[Block] = []
     for heading, content in sections:
         blocks.append(("h", 2, heading))
         if isinstance(content, Mapping):
@@ -214,11 +244,15 @@ def _blocks(
             )
         else:
             blocks.append(("p", str(content)))
-    if figures:
-        blocks.append(("h", 2, "Figures"))
-        for name, path in figures.items():
-            blocks.append(("img", FIGURE_TITLES.get(name, name), path))
     return blocks
+
+
+def _figure_blocks(figures: Mapping[str, str]) -> list[Block]:
+    if not figures:
+        return []
+    return [("h", 2, "Figures")] + [
+        ("img", FIGURE_TITLES.get(name, name), path) for name, path in figures.items()
+    ]
 
 
 def _markdown(blocks: list[Block]) -> str:
