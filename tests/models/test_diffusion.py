@@ -195,3 +195,56 @@ def test_generate_and_curate_a_ddpm_run(tmp_path):
         classifier=clf,
     )  # fmt: skip
     assert curated["class_counts"] == [3, 3]
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_samples_float32(policy):
+    import keras
+
+    from tfsynth.training import precision_policy
+
+    with precision_policy(policy):
+        m = _tiny(16, sample_steps=2)
+        assert isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer) == (
+            policy == "mixed_float16"
+        )
+        hist = m.fit(*_data(16, n=4), batch_size=4, epochs=1, verbose=0)
+        out = m.generate(noise_for(0, range(2), m.latent_dim), np.array([0, 1]))
+    assert np.isfinite(hist.history["loss"]).all()
+    assert out.dtype == tf.float32 and np.isfinite(out.numpy()).all()
+
+
+_MIRRORED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfsynth.data import ImageDataset
+from tfsynth.training import train
+rng = np.random.default_rng(0)
+ds = ImageDataset(rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), np.arange(8) % 2)
+s = train(ds, "ddpm", epochs=1, out_dir=sys.argv[1], batch_size=4, width=8, verbose=0,
+          strategy="mirrored")
+print("RESULT", json.dumps({"steps": s["steps"], "replicas": s["num_replicas"],
+      "loss": s["final"]["loss"]}))
+"""
+
+
+@pytest.mark.slow
+def test_ddpm_trains_under_mirrored_strategy(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    p = subprocess.run(
+        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    result = json.loads(p.stdout.split("RESULT", 1)[1])
+    assert result["steps"] == 2 and result["replicas"] == 2
+    assert math.isfinite(result["loss"])
+    assert load_generator(tmp_path / "run").num_classes == 2
