@@ -99,15 +99,17 @@ def test_train_step_loss_is_the_network_loss_on_its_draws():
     _perturb(m)
     m.network.set_weights(m.sampler.get_weights())
     x, y = _data(16, n=4)
-    seed = dm._trainer.replica_seed(tf.identity(m.seed_generator.state))
+    t_seed, eps_seed, drop_seed = dm.draw_seeds(tf.identity(m.seed_generator.state))
     logs = m.train_step((tf.constant(x), tf.constant(y)))
-    t = tf.random.stateless_uniform([4], seed=seed)
-    eps = tf.random.stateless_normal(x.shape, seed=seed + [0, 1])
-    drop = tf.random.stateless_uniform([4], seed=seed + [0, 2]) < 0.5
+    t = tf.random.stateless_uniform([4], seed=t_seed)
+    eps = tf.random.stateless_normal(x.shape, seed=eps_seed)
+    drop = tf.random.stateless_uniform([4], seed=drop_seed) < 0.5
     labels = tf.where(drop, 3, tf.constant(y, tf.int32))
     pred = m.network([dm.diffuse(x, eps, t), t, labels])
     want = np.mean((pred.numpy() - eps.numpy()) ** 2)
     assert float(logs["loss"]) == pytest.approx(want, rel=1e-4)
+    # The next step draws other times (the seeds are split, not offset).
+    assert not np.allclose(dm.draw_seeds(m.seed_generator.state)[0], t_seed)
 
 
 def test_keras_round_trip_keeps_training(tmp_path):

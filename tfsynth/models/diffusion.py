@@ -59,6 +59,16 @@ def diffusion_loss(pred, x0, eps, t, prediction: str):
     return tf.reduce_mean(tf.square(diff))
 
 
+def draw_seeds(step_seed):
+    """Independent (2,) seeds for a training step's t, eps and label dropout.
+
+    Split from the replica's step seed, not offset: the SeedGenerator's next
+    seed is this one + [0, 1], so offsets would repeat draws across steps.
+    """
+    seeds = tf.random.experimental.stateless_split(_trainer.replica_seed(step_seed), 3)
+    return seeds[0], seeds[1], seeds[2]
+
+
 @keras.saving.register_keras_serializable(package="tfsynth")
 class Diffusion(_trainer.ConditionalTrainer):
     """A denoising diffusion model (DDPM, Ho et al.) trained with a custom `train_step`.
@@ -190,11 +200,11 @@ class Diffusion(_trainer.ConditionalTrainer):
         x0, labels = self._unpack(data)
         x0 = tf.cast(x0, tf.float32)
         batch = tf.shape(x0)[0]
-        seed = _trainer.replica_seed(self.seed_generator.next())
-        t = tf.random.stateless_uniform([batch], seed=seed)
-        eps = tf.random.stateless_normal(tf.shape(x0), seed=seed + [0, 1])
+        t_seed, eps_seed, drop_seed = draw_seeds(self.seed_generator.next())
+        t = tf.random.stateless_uniform([batch], seed=t_seed)
+        eps = tf.random.stateless_normal(tf.shape(x0), seed=eps_seed)
         if self.num_classes and self.label_dropout > 0:
-            drop = tf.random.stateless_uniform([batch], seed=seed + [0, 2]) < self.label_dropout
+            drop = tf.random.stateless_uniform([batch], seed=drop_seed) < self.label_dropout
             labels = tf.where(drop, self.num_classes, labels)
         x_t = diffuse(x0, eps, t)
         with tf.GradientTape() as tape:
