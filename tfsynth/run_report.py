@@ -98,7 +98,8 @@ def _why(search: dict[str, Any]) -> str:
         f"**Chosen mix: {dp['label']}** — the highest mean validation accuracy of "
         f"{len(rows)} candidates ({_pm(dp, 'val')} vs real only {_pm(rows[0], 'val')}; "
         f"{seeds} classifier seeds each, all trained with the step budget of the real data). "
-        "Real only is always a candidate and wins ties; the test split chose nothing."
+        "Equal accuracies are separated by validation cross-entropy; real only is always a "
+        "candidate and wins exact ties; the test split chose nothing."
     )
 
 

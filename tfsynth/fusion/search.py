@@ -11,9 +11,10 @@ through the same layout as `build_fused` (`tfsynth.fusion.materialize`):
 
 Every candidate trains the fixed classifier (`tfsynth.evaluation.classifier`)
 with the *step budget of the real data alone*, once per seed, and is scored
-by its mean accuracy on the validation split. Real only (multiplier 0) is
-always a candidate and wins ties, so the chosen D' is never worse than D on
-validation. The test split, when given, is only reported: the same trained
+by its mean accuracy on the validation split (its mean cross-entropy breaks
+ties, which small validation sets make common). Real only (multiplier 0) is
+always a candidate and wins exact ties, so the chosen D' is never worse than
+D on validation. The test split, when given, is only reported: the same trained
 models are tested on it, and nothing is chosen from those numbers.
 """
 
@@ -32,7 +33,13 @@ import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
-from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget, train_classifier
+from tfsynth.evaluation.classifier import (
+    DEFAULT_EPOCHS,
+    accuracy,
+    predict_proba,
+    step_budget,
+    train_classifier,
+)
 from tfsynth.fusion.builder import _is_model
 
 REAL_ONLY = "real only"
@@ -195,13 +202,21 @@ def _score(
     steps = step_budget(
         real_n, epochs=config.epochs, batch_size=config.batch_size, min_steps=config.min_steps
     )
-    runs: dict[str, list[float]] = {"val": [], "test": []}
+    runs: dict[str, list[float]] = {"val": [], "val_loss": [], "test": []}
     for s in range(config.seeds):
         model = train_classifier(data, seed=s, steps=steps, batch_size=config.batch_size)
-        runs["val"].append(accuracy(model, val))
+        probs = predict_proba(model, val.images)
+        runs["val"].append(float(np.mean(probs.argmax(1) == val.labels)))
+        picked = probs[np.arange(len(probs)), val.labels]
+        runs["val_loss"].append(float(-np.mean(np.log(np.maximum(picked, 1e-7)))))
         if test is not None:
             runs["test"].append(accuracy(model, test))
     return runs
+
+
+def _rank(row: Mapping[str, Any]) -> tuple[float, float]:
+    """Validation accuracy first; its cross-entropy breaks ties (small sets tie often)."""
+    return (round(row["val_accuracy"], 9), -round(row.get("val_loss", 0.0), 9))
 
 
 def search_mix(
@@ -261,7 +276,7 @@ def search_mix(
             score = f"val {r['val_accuracy']:.4f}" if "val_accuracy" in r else r["error"]
             log(f"  [{i + 1}/{len(grid)}] {cand.label}: {score}")
     feasible = [i for i, r in enumerate(rows) if "val_accuracy" in r]
-    chosen = max(feasible, key=lambda i: (rows[i]["val_accuracy"], -i))
+    chosen = max(feasible, key=lambda i: (*_rank(rows[i]), -i))
     return {
         "table": rows,
         "chosen": chosen,
@@ -306,9 +321,10 @@ def _row(cand: Candidate, data, runs, seconds: float) -> dict[str, Any]:
     }
     for split, values in runs.items():
         if values:
-            row[f"{split}_accuracy"] = float(np.mean(values))
-            row[f"{split}_accuracy_std"] = float(np.std(values))
-            row[f"{split}_accuracy_runs"] = [float(v) for v in values]
+            key = split if split.endswith("_loss") else f"{split}_accuracy"
+            row[key] = float(np.mean(values))
+            row[f"{key}_std"] = float(np.std(values))
+            row[f"{key}_runs"] = [float(v) for v in values]
     return row
 
 
@@ -319,7 +335,7 @@ def ladder(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         if "val_accuracy" not in r:
             continue
         j = best.get(r["family"])
-        if j is None or r["val_accuracy"] > rows[j]["val_accuracy"]:
+        if j is None or _rank(r) > _rank(rows[j]):
             best[r["family"]] = i
     return best
 
