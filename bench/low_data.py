@@ -186,6 +186,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULT))
     p.add_argument("--work", help="keep the run directories here (default: a temporary dir)")
     args = p.parse_args(argv)
+    args.machine = machine_info()  # the code that runs, taken before the first run
     sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(args.out)
     done = json.loads(out.read_text())["runs"] if out.is_file() else []
@@ -219,7 +220,8 @@ def _save(out: Path, args, runs):
         "protocol": __doc__.split("Usage:")[0].strip(),
         "data": runs[0]["data"] if runs else args.data,
         "preset": args.preset,
-        "machine": machine_info(),
+        "machine": args.machine,
+        "load_average_at_save": machine_info()["load_average"],
         "summary": summarize(runs),
         "runs": runs,
     }
