@@ -580,11 +580,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from tfsynth.io import check_can_create
+
+        # Outputs that cannot be created fail here, before any work is done.
+        for name in ("out", "saved_models", "preview"):
+            if getattr(args, name, None):
+                check_can_create(getattr(args, name))
         args.func(args)
     except tfsynth.TfsynthError as e:
         if args.debug:
             raise
         print(f"tfsynth: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        # A file that cannot be read or written (missing, no permission, a
+        # file where a directory should be, disk full) is bad input too.
+        if args.debug:
+            raise
+        from tfsynth.io import os_error_message
+
+        print(f"tfsynth: error: {os_error_message(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("tfsynth: interrupted", file=sys.stderr)
