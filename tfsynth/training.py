@@ -47,7 +47,15 @@ from tfsynth.summary import write_summary
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
 # Default epochs per model for small datasets such as mnist-10k[:8000].
-DEFAULT_EPOCHS = {"dcgan": 20, "hinge": 20, "cgan": 20, "wgan-gp": 20, "vae": 20, "cvae": 20}
+DEFAULT_EPOCHS = {
+    "dcgan": 20,
+    "hinge": 20,
+    "cgan": 20,
+    "wgan-gp": 20,
+    "vae": 20,
+    "cvae": 20,
+    "ddpm": 20,
+}
 CHECKPOINT_DIR = "checkpoint"
 CLASSIFIER_FILE = "classifier.keras"
 LAST_FILE = "last.keras"

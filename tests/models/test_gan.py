@@ -10,7 +10,7 @@ from tfsynth.models import MODEL_NAMES, build_model, load_generator, model_id
 from tfsynth.models.diffaugment import diff_augment
 from tfsynth.models.gan import GAN
 
-GAN_NAMES = tuple(n for n in MODEL_NAMES if n not in ("vae", "cvae"))
+GAN_NAMES = tuple(n for n in MODEL_NAMES if n not in ("vae", "cvae", "ddpm"))
 
 
 def _data(h, n=8, k=3):
