@@ -114,30 +114,19 @@ def check_options(
 
 
 def evaluate(
-    real: ImageDataset | str,
-    synthetic: ImageDataset | str,
-    test: ImageDataset | str | None = None,
-    *,
-    out_dir: str | os.PathLike | None = None,
-    fused: ImageDataset | str | None = None,
-    extractor: str = "domain",
-    max_samples: int | None = None,
-    classifier_epochs: int = DEFAULT_EPOCHS,
-    extractor_epochs: int = DEFAULT_EPOCHS,
+    real: ImageDataset | str, synthetic: ImageDataset | str,
+    test: ImageDataset | str | None = None, *,
+    out_dir: str | os.PathLike | None = None, fused: ImageDataset | str | None = None,
+    extractor: str = "domain", max_samples: int | None = None,
+    classifier_epochs: int = DEFAULT_EPOCHS, extractor_epochs: int = DEFAULT_EPOCHS,
     seeds: int | Sequence[int] = 3,
-    low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES,
-    min_steps: int = 300,
-    reference: str = "test",
-    test_fraction: float = 0.2,
-    utility: bool = True,
-    utility_known: dict[str, Sequence[float]] | None = None,
-    privacy: bool = True,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    cache_dir: str | os.PathLike | None | bool = None,
-    seed: int = 0,
+    low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES, min_steps: int = 300,
+    reference: str = "test", test_fraction: float = 0.2, utility: bool = True,
+    utility_known: dict[str, Sequence[float]] | None = None, privacy: bool = True,
+    kid_subsets: int = 100, kid_subset_size: int = 1000,
+    cache_dir: str | os.PathLike | None | bool = None, seed: int = 0,
     block_size: int = DEFAULT_BLOCK_SIZE,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Validates `synthetic` against real data; returns a flat summary dict.
 
     Args:
@@ -146,19 +135,13 @@ def evaluate(
         synthetic: the synthetic data to judge (labelled like `real`).
         test: held-out real data; None splits `test_fraction` off `real`
             (seeded) and records that in ``test_source``.
-        out_dir: when given, figures are written to ``out_dir/figures/`` and
-            listed under ``figures.<name>`` (paths relative to out_dir);
-            pass the result to `tfsynth.report.write_report`.
+        out_dir: figures go to ``out_dir/figures/``, listed as ``figures.<name>``.
         fused: an explicit D' for "D vs D'"; default real + synthetic.
         extractor: ``domain`` | ``inception[:WEIGHTS]`` | ``keras:MODEL:LAYER``.
-        max_samples: cap on the samples per side for the distribution and
-            privacy metrics (seeded subsets); None uses all.
+        max_samples: seeded cap per side for distribution/privacy (None: all).
         classifier_epochs, seeds, low_data_sizes: the utility recipe.
-        min_steps: the least optimizer steps of any classifier training
-            (utility and domain extractor), so small sets are not undertrained.
-        extractor_epochs: epochs of the domain classifier.
-        reference: real set that distribution metrics compare against:
-            ``test`` (held out, the default) or ``real`` (the training split).
+        min_steps, extractor_epochs: least steps of any classifier; extractor epochs.
+        reference: what distribution metrics compare with: ``test`` or ``real``.
         utility, privacy: turn those parts off (e.g. for quick checks).
         utility_known: per-seed test accuracies already measured with the
             same recipe (``trtr``, ``fused``), e.g. by the search of the mix.
@@ -168,12 +151,9 @@ def evaluate(
         block_size: k-NN block size (memory ~ 8 * block_size**2 bytes).
 
     Returns:
-        A flat dict with fid, kid, kid_std, precision, recall, density,
-        coverage, fid_per_class.*, tstr_accuracy, trtr_accuracy,
-        trts_accuracy, fused_accuracy, real_only_accuracy (each with _std),
-        low_data.*, dcr_synthetic_median, dcr_holdout_median,
-        memorization_rate, the extractor and its accuracy, the sample
-        counts, timings and the settings.
+        A flat dict: distribution metrics (fid, kid, precision, ...), utility
+        (tstr/trtr/trts/fused accuracy with _std, low_data.*), privacy (dcr_*,
+        memorization_rate), the extractor, sample counts, timings, settings.
 
     Example:
 
@@ -181,17 +161,9 @@ def evaluate(
     ...                    seeds=1, low_data_sizes=None, cache_dir=False)  # doctest: +SKIP
     >>> summary["fid"], summary["tstr_accuracy"]  # doctest: +SKIP
     """
-    check_options(
-        extractor=extractor,
-        max_samples=max_samples,
-        classifier_epochs=classifier_epochs,
-        extractor_epochs=extractor_epochs,
-        seeds=seeds,
-        low_data_sizes=low_data_sizes,
-        min_steps=min_steps,
-        reference=reference,
-        test_fraction=test_fraction,
-    )
+    check_options(extractor=extractor, max_samples=max_samples, classifier_epochs=classifier_epochs,
+                  extractor_epochs=extractor_epochs, seeds=seeds, low_data_sizes=low_data_sizes,
+                  min_steps=min_steps, reference=reference, test_fraction=test_fraction)  # fmt: skip
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     real, synthetic, test, fused, test_source = _inputs(
@@ -199,21 +171,10 @@ def evaluate(
     )
     out = _header(real, synthetic, test, test_source, seed)
     dist, syn = _distribution(
-        real,
-        synthetic,
-        test,
-        timings,
-        extractor=extractor,
-        extractor_epochs=extractor_epochs,
-        min_steps=min_steps,
-        cache_dir=cache_dir,
-        reference=reference,
-        max_samples=max_samples,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        seed=seed,
-        block_size=block_size,
-    )
+        real, synthetic, test, timings, extractor=extractor, extractor_epochs=extractor_epochs,
+        min_steps=min_steps, cache_dir=cache_dir, reference=reference, max_samples=max_samples,
+        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed, block_size=block_size,
+    )  # fmt: skip
     out.update(dist)
     if utility:
         with _timed(timings, "utility"):
