@@ -14,8 +14,10 @@ True
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -46,6 +48,12 @@ class TrainConfig:
     search of the mix picks among them. Training is sized in optimizer
     `steps`, so 300 images get as many updates as 7,000; `diffaugment`
     "auto" turns DiffAugment on below `DIFFAUGMENT_BELOW` training images.
+    `per_model` overrides these settings for one family (`MODEL_SETTINGS`
+    fills it per preset; keys in `MODEL_SETTING_KEYS`): a ddpm needs
+    another step budget, batch and learning rate than a cgan.
+
+    >>> TrainConfig(per_model={"ddpm": {"steps": 900}}).for_model("ddpm")["steps"]
+    900
     """
 
     model: str = "cgan"
@@ -57,10 +65,51 @@ class TrainConfig:
     select: str = "fid"
     eval_every: int | None = None
     max_train_examples: int | None = None
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
         return [m.strip() for m in self.model.split(",") if m.strip()]
+
+    def for_model(self, name: str) -> dict[str, Any]:
+        """The settings `name` trains with: these fields, then `per_model[name]`."""
+        base = {k: getattr(self, k, None) for k in MODEL_SETTING_KEYS}
+        return {**base, **self.per_model.get(name, {})}
+
+    def validate_per_model(self) -> None:
+        """Raises ConfigError naming the first bad `per_model` entry."""
+        for name, settings in self.per_model.items():
+            where = f"train.per_model.{name}"
+            if name not in MODELS or not isinstance(settings, dict):
+                raise ConfigError(f"{where}: expected settings of one of {', '.join(MODELS)}")
+            unknown = sorted(set(settings) - set(MODEL_SETTING_KEYS))
+            if unknown:
+                raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+            for key, value in settings.items():
+                _check_setting(f"{where}.{key}", key, value)
+            if name != "ddpm" and {"sample_steps", "guidance"} & set(settings):
+                raise ConfigError(f"{where}: sample_steps and guidance are ddpm settings")
+
+
+# What `TrainConfig.per_model` may override (learning_rate None: the model's default).
+MODEL_SETTING_KEYS = ("steps", "batch_size", "width", "latent_dim", "learning_rate",
+                      "sample_steps", "guidance")  # fmt: skip
+
+
+def _check_setting(where: str, key: str, value) -> None:
+    if value is None and key in ("learning_rate", "sample_steps", "guidance"):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        ok = False
+    elif key == "learning_rate":
+        ok = math.isfinite(value) and value > 0
+    elif key == "guidance":
+        ok = math.isfinite(value) and value >= 0
+    else:
+        ok = isinstance(value, int) and value >= 1
+    if not ok:
+        want = {"learning_rate": "a finite number > 0", "guidance": "a finite number >= 0"}
+        raise ConfigError(f"{where}: expected {want.get(key, 'a positive integer')}, got {value!r}")
 
 
 @dataclass
@@ -94,7 +143,10 @@ class FuseConfig:
 
     search: bool = True
     multipliers: tuple[float, ...] | str = "auto"
-    gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
+    # Generated-only mixes (share 1.0) are left to `full`: in the low-data
+    # runs they never beat real + aug + gen, and each candidate costs two
+    # classifier trainings of the quick preset's 8-minute budget.
+    gen_shares: tuple[float, ...] = (0.0, 0.5)
     min_confidences: tuple[float, ...] = (0.9,)
     search_seeds: int = 2
     ratios: str = "real=0.5,aug=0.25,gen=0.25"
@@ -114,7 +166,7 @@ class EvaluateConfig:
     max_samples: int = 2000
     classifier_epochs: int = 8
     extractor_epochs: int = 8
-    seeds: int = 3
+    seeds: int = 2  # as many as the search's, whose D and D' runs TRTR reuses
     low_data_sizes: tuple[int, ...] = ()
     min_steps: int = 300
 
@@ -155,6 +207,7 @@ class RunConfig:
                 raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
         from tfsynth.validation import SELECT
 
+        self.train.validate_per_model()
         if self.train.select not in SELECT:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
@@ -267,6 +320,25 @@ def _full() -> RunConfig:
 
 PRESETS = {"smoke": _smoke, "quick": _quick, "full": _full}
 
+# Per preset, the settings of a family that differ from the preset's
+# TrainConfig: the one place these defaults live (`preset` copies the
+# entries of the models a run trains into `train.per_model`). ddpm "quick"
+# is sized from bench/results/ddpm_quick.json (steps/s of width x batch at
+# 28x28 on the 2-core CPU): about 15 minutes of training, including the
+# validation passes, and few DDIM steps because curation, validation and the
+# search all sample. "full" is meant for a GPU.
+MODEL_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {"ddpm": {"batch_size": 16, "width": 8, "sample_steps": 2}},
+    "quick": {
+        "ddpm": {"steps": 2000, "batch_size": 32, "width": 16, "learning_rate": 1e-3,
+                 "sample_steps": 8, "guidance": 1.0},
+    },
+    "full": {
+        "ddpm": {"steps": 40000, "batch_size": 128, "width": 64, "learning_rate": 2e-4,
+                 "sample_steps": 50, "guidance": 1.5},
+    },
+}  # fmt: skip
+
 
 def preset(
     name: str = "quick",
@@ -285,4 +357,6 @@ def preset(
         cfg.train.model = model
     if seed is not None:
         cfg.seed = seed
+    settings = MODEL_SETTINGS[name]
+    cfg.train.per_model = {m: copy.deepcopy(settings[m]) for m in cfg.train.models if m in settings}
     return cfg.validate()

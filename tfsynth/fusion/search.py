@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tfsynth.config import FuseConfig
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
 from tfsynth.evaluation.classifier import (
@@ -75,10 +76,11 @@ class SearchConfig:
     ['real only', 'real + 1x (aug)', 'real + 1x (aug 50%, cgan 50%, conf >= 0.9)']
     """
 
-    multipliers: tuple[float, ...] | str = "auto"
-    gen_shares: tuple[float, ...] = (0.0, 0.5, 1.0)
-    min_confidences: tuple[float, ...] = (0.9,)
-    seeds: int = 2
+    # The grid's defaults are FuseConfig's (the CLI's and run's), defined once there.
+    multipliers: tuple[float, ...] | str = FuseConfig.multipliers
+    gen_shares: tuple[float, ...] = FuseConfig.gen_shares
+    min_confidences: tuple[float, ...] = FuseConfig.min_confidences
+    seeds: int = FuseConfig.search_seeds
     epochs: int = DEFAULT_EPOCHS
     min_steps: int = 300
     batch_size: int = 64
