@@ -201,6 +201,7 @@ def main(argv=None) -> int:
                 continue  # resumable: finished runs are kept in the JSON
             r = one_run(data, n, seed, work, args.preset)
             r["data"] = name
+            r["commit"] = args.machine["commit"]  # resumed files mix commits: each run says its own
             runs.append(r)
             print(f"N={n} seed={seed}: D {r.get('d_test_accuracy'):.4f}  D' "
                   f"{r.get('dprime_test_accuracy'):.4f}  ({r['search_chosen_label']}; {r['seconds']} s)",
