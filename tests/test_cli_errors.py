@@ -10,6 +10,7 @@ through the same path and leave no temporary files.
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 import numpy as np
@@ -212,3 +213,92 @@ def test_os_error_message():
     assert os_error_message(PermissionError(13, "Permission denied", "a", None, "b")) == (
         "a -> b: Permission denied"
     )
+
+
+# -- ddpm: sampler options and image sides the U-Net cannot halve -------------
+
+
+@pytest.fixture(scope="module")
+def ddpm_inputs(inputs):
+    """A saved untrained width-4 ddpm (3 classes, 16x16) and a 30x30 npz beside `inputs`."""
+    from tfsynth.models import build_model
+
+    model = build_model("ddpm", (16, 16, 1), num_classes=3, width=4, seed=1, sample_steps=2)
+    model.compile(jit_compile=False)
+    (inputs / "ddpm").mkdir(exist_ok=True)
+    model.save(inputs / "ddpm" / "model.keras")
+    images, labels = make_arrays(n=24, h=30, w=30, num_classes=3)
+    np.savez(inputs / "side30.npz", images=images, labels=labels)
+    return inputs
+
+
+def _ddpm_commands(root, out):
+    """{case: (argv, words the one line must contain)}; each input is bad in one way."""
+    ddpm, cgan = str(root / "ddpm"), str(root / "run")
+    tiny, side30 = f"npz:{root / 'tiny.npz'}", f"npz:{root / 'side30.npz'}"
+    gen = ["generate", "--model", ddpm, "-n", "4", "--out", out]
+    fuse = ["fuse", "--real", tiny, "--gen", ddpm, "--counts", "real=4,gen=4", "--out", out]
+    train = ["train", "--data", side30, "--model", "ddpm", "--steps", "1", "--width", "4"]
+    return {
+        "generate guidance < 0": (
+            [*gen, "--guidance", "-1"],
+            "guidance: must be a finite number >= 0",
+        ),
+        "generate steps < 1": (
+            [*gen, "--steps", "0"],
+            "steps: DDIM sampling needs an integer >= 1",
+        ),
+        "generate --steps on a cgan": (
+            ["generate", "--model", cgan, "-n", "4", "--steps", "3", "--out", out],
+            "--steps and --guidance set a ddpm's DDIM sampler; this is a GAN",
+        ),
+        "fuse guidance < 0": ([*fuse, "--guidance", "-0.5"], "guidance: must be"),
+        "fuse steps < 1": ([*fuse, "--steps", "0"], "steps: DDIM sampling needs"),
+        "train side 30": (
+            [*train, "--batch-size", "8", "--quiet", "--out", out],
+            "sides 30x30 cannot be halved 2 times for the U-Net",
+        ),
+        "train side 30 with --val": (
+            [*train, "--batch-size", "8", "--val", side30, "--select", "agreement", "--out", out],
+            "sides 30x30 cannot be halved",
+        ),
+        "run side 30": (
+            ["run", "--data", side30, "--model", "ddpm", "--preset", "smoke", "--out", out]
+            + ["--saved-models", f"{out}-saved"],
+            "sides 30x30 cannot be halved",
+        ),
+    }
+
+
+DDPM_CASES = [
+    "generate guidance < 0",
+    "generate steps < 1",
+    "generate --steps on a cgan",
+    "fuse guidance < 0",
+    "fuse steps < 1",
+    "train side 30",
+    "train side 30 with --val",
+    "run side 30",
+]
+
+
+@pytest.mark.parametrize("case", DDPM_CASES)
+def test_ddpm_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, capsys, ddpm_inputs, case
+):
+    argv, words = _ddpm_commands(ddpm_inputs, str(tmp_path / "out"))[case]
+    rc, _, err = _run(capsys, argv)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, err
+    assert lines[0].startswith("tfsynth: error: ") and words in lines[0], lines[0]
+    assert listing(tmp_path) == []
+
+
+def test_ddpm_generate_takes_steps_and_guidance(tmp_path, capsys, ddpm_inputs):
+    argv = ["generate", "--model", str(ddpm_inputs / "ddpm"), "-n", "3", "--labels", "0,1,2"]
+    assert (
+        _run(capsys, [*argv, "--steps", "1", "--guidance", "2", "--out", str(tmp_path / "a")])[0]
+        == 0
+    )
+    gen = json.loads((tmp_path / "a" / "manifest.json").read_text())["metadata"]["generator"]
+    assert (gen["sample_steps"], gen["guidance"]) == (1, 2.0)

@@ -62,3 +62,40 @@ def test_models_list_and_search_config():
     search = cfg.search_config()
     assert search.multipliers == (1.0, 2.0) and search.seeds == 3
     assert search.epochs == cfg.evaluate.classifier_epochs
+
+
+def test_per_model_settings_come_from_one_table():
+    from tfsynth.config import MODEL_SETTINGS
+
+    cfg = preset("quick", model="cgan,ddpm")
+    assert cfg.train.per_model == {"ddpm": MODEL_SETTINGS["quick"]["ddpm"]}
+    assert cfg.train.per_model["ddpm"] is not MODEL_SETTINGS["quick"]["ddpm"]  # a copy
+    ddpm, cgan = cfg.train.for_model("ddpm"), cfg.train.for_model("cgan")
+    assert ddpm["steps"] != cgan["steps"] == cfg.train.steps
+    assert (cgan["learning_rate"], cgan["sample_steps"], cgan["guidance"]) == (None, None, None)
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    assert preset("quick").train.per_model == {}  # only the models a run trains
+    for name in PRESETS:
+        assert preset(name, model="ddpm").train.for_model("ddpm")["sample_steps"] >= 1
+
+
+@pytest.mark.parametrize(
+    "per_model, message",
+    [
+        ({"gpt": {}}, "train.per_model.gpt: expected settings of one of"),
+        ({"ddpm": {"epochs": 3}}, "train.per_model.ddpm: unknown setting(s) epochs"),
+        ({"ddpm": {"steps": 0}}, "train.per_model.ddpm.steps: expected a positive integer"),
+        (
+            {"ddpm": {"guidance": -1}},
+            "train.per_model.ddpm.guidance: expected a finite number >= 0",
+        ),
+        ({"ddpm": {"learning_rate": 0}}, "learning_rate: expected a finite number > 0"),
+        ({"cgan": {"sample_steps": 4}}, "sample_steps and guidance are ddpm settings"),
+    ],
+)
+def test_bad_per_model_settings_name_the_entry(per_model, message):
+    cfg = preset("quick")
+    cfg.train.per_model = per_model
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value)

@@ -102,6 +102,10 @@ def _cmd_fuse_search(args) -> None:
     for flag in ("ratios", "counts", "shard_index", "aug", "size"):
         if getattr(args, flag) not in (None, False):
             raise ConfigError(f"--search: chooses the mix itself; drop --{flag.replace('_', '-')}")
+    if args.steps is not None or args.guidance is not None:
+        raise ConfigError(
+            "--search: samples a ddpm with its saved DDIM settings; drop --steps, --guidance"
+        )
     config = SearchConfig(
         **{
             k: getattr(args, f"search_{k}")
@@ -145,6 +149,7 @@ def _cmd_fuse(args) -> None:
             "min_confidence", "classifier", "batch_size", "format",
         )
     }  # fmt: skip
+    fields.update(gen_steps=args.steps, gen_guidance=args.guidance)
     result = build_fused(
         out=args.out,
         shard_index=args.shard_index,
@@ -213,6 +218,7 @@ def _add_fuse(sub) -> None:
         "--classifier",
         help="the curating classifier .keras (default: classifier.keras next to the --gen model)",
     )
+    _add_ddim_options(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--format", default="tfsynth", help="tfsynth (default) or tfds")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -377,7 +383,7 @@ def _add_train(sub) -> None:
     from tfsynth.models import MODEL_NAMES
     from tfsynth.training import PRECISIONS, STRATEGIES
 
-    p = sub.add_parser("train", help="train a GAN or VAE on a dataset (D_gen)")
+    p = sub.add_parser("train", help="train a GAN, VAE or ddpm on a dataset (D_gen)")
     p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
     p.add_argument("--model", default="dcgan", choices=MODEL_NAMES)
     p.add_argument("--epochs", type=int, default=None, help="default: per model (see docs)")
@@ -436,6 +442,8 @@ def _cmd_generate(args) -> None:
         curate=curate,
         min_confidence=0.9 if args.min_confidence is None else args.min_confidence,
         classifier=args.classifier,
+        steps=args.steps,
+        guidance=args.guidance,
     )
     kept = m["metadata"]["generator"].get("curation", {}).get("kept_fraction")
     note = f" (curated: kept {kept:.1%} of the candidates)" if kept is not None else ""
@@ -469,7 +477,17 @@ def _add_generate(sub) -> None:
         help="the curating classifier .keras (default: classifier.keras in the model's run "
         "directory; implies --curate)",
     )
+    _add_ddim_options(p)
     p.set_defaults(func=_cmd_generate)
+
+
+def _add_ddim_options(p) -> None:
+    p.add_argument("--steps", type=int, help="ddpm: DDIM steps (default: the model's own)")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        help="ddpm: classifier-free guidance, 0 unconditional, 1 conditional (default: the model's)",
+    )
 
 
 # -- augment ----------------------------------------------------------------
@@ -535,8 +553,8 @@ def _add_run(sub) -> None:
     p.add_argument("--data", help="real data spec (default: the preset's, mnist-10k)")
     p.add_argument(
         "--model",
-        help="dcgan, wgan-gp, hinge, cgan, vae or cvae, or a list such as cgan,cvae "
-        "(each is trained; the search picks; default: cgan)",
+        help="dcgan, wgan-gp, hinge, cgan, vae, cvae or ddpm, or a list such as cgan,ddpm "
+        "(each is trained with its preset settings; the search picks; default: cgan)",
     )
     p.add_argument("--test", help="a held-out test set spec (default: a 20%% split of --data)")
     p.add_argument(

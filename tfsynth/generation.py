@@ -48,6 +48,8 @@ def generate(
     curate: bool = False,
     min_confidence: float = 0.9,
     classifier=None,
+    steps: int | None = None,
+    guidance: float | None = None,
 ) -> dict[str, Any]:
     """Samples `n` images from a trained model into a tfsynth dataset directory.
 
@@ -73,6 +75,8 @@ def generate(
         classifier: the curating classifier, a .keras path or a
             `keras.Model` (default: classifier.keras in the model's run
             directory).
+        steps, guidance: a ddpm's DDIM steps and guidance (default: those
+            saved with the model; see `Diffusion.set_sampling`).
 
     Returns:
         The manifest; OUT/summary.json is written as well.
@@ -89,15 +93,17 @@ def generate(
     [0, 5]
     """
     from tfsynth.io import atomic_directory
-    from tfsynth.models import load_generator
+    from tfsynth.models import load_generator, set_sampling
+    from tfsynth.models.diffusion import check_sampling
 
     if n < 1:
         raise ConfigError(f"n: must be >= 1, got {n}")
+    check_sampling(steps, guidance)
     if curate:
         from tfsynth.curation import check_min_confidence
 
         check_min_confidence(min_confidence)  # before anything is loaded or written
-    trainer = load_generator(model_path)
+    trainer = set_sampling(load_generator(model_path), steps, guidance, where=str(model_path))
     resampler = _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate)
     names = resampler.class_names if resampler else _class_names(trainer)
     wanted = _wanted_labels(trainer, n, labels, seed, len(names), bool(resampler))
@@ -194,6 +200,8 @@ def _finish(tmp, out, trainer, model_path, seed, labels, names, shards, resample
         "labels": labels if isinstance(labels, str) else "explicit",
         "conditional": bool(trainer.num_classes),
     }
+    if hasattr(trainer, "sample_steps"):  # a ddpm: how it sampled
+        gen.update(sample_steps=trainer.sample_steps, guidance=trainer.guidance)
     if not trainer.num_classes:
         gen["note"] = (
             "unconditional model: the labels are the curating classifier's predictions"

@@ -136,6 +136,7 @@ def _split_parts(config: RunConfig) -> dict[str, Any]:
     """The train/val/test parts in memory; raises before anything is written."""
     from tfsynth.data import load_dataset
     from tfsynth.evaluation.utility import check_compatible
+    from tfsynth.models import check_image_shape
 
     d = config.data
     real = load_dataset(d.spec)
@@ -148,7 +149,9 @@ def _split_parts(config: RunConfig) -> dict[str, Any]:
         train_frac = 1.0 - d.val_fraction - d.test_fraction
         parts = real.split([train_frac, d.val_fraction, d.test_fraction], seed=config.seed)
     named = dict(zip(("train", "val", "test"), parts))
-    batch = config.train.batch_size
+    for m in config.train.models:  # e.g. a U-Net that cannot halve the sides
+        check_image_shape(m, real.shape)
+    batch = max(config.train.for_model(m)["batch_size"] for m in config.train.models)
     for name, part in named.items():
         if len(part) == 0 or (name == "train" and len(part) < batch):
             raise DataError(
@@ -269,26 +272,28 @@ def _diffaugment(r: _Run) -> str | None:
 
 
 def _train(r: _Run, models) -> dict[str, Any]:
+    from tfsynth.models import is_conditional
     from tfsynth.training import train
 
     t = r.config.train
+    data = r.dataset("train")
     result: dict[str, Any] = {}
     for name in models:
         if (r.model_dir(name) / "model.keras").exists():
             continue
-        r.log(f"  training {name} for {t.steps} steps")
+        settings = t.for_model(name)
+        if name != "ddpm":
+            del settings["sample_steps"], settings["guidance"]  # a DDIM sampler's
+        r.log(f"  training {name} for {settings['steps']} steps")
         s = train(
-            r.dataset("train"),
+            data,
             name,
-            steps=t.steps,
+            **settings,
             out_dir=r.model_dir(name),
-            batch_size=t.batch_size,
             seed=r.seed,
-            width=t.width,
-            latent_dim=t.latent_dim,
             diffaugment=_diffaugment(r),
             val=r.dataset("val"),
-            select=t.select if name in ("cgan", "cvae") else "fid",
+            select=t.select if is_conditional(name, data.num_classes) else "fid",
             eval_every=t.eval_every,
             verbose=r.verbose,
         )

@@ -40,7 +40,15 @@ import tensorflow as tf
 from tfsynth.errors import ConfigError, DataError, TfsynthError
 from tfsynth.generation import generate  # noqa: F401  (moved there; re-exported)
 from tfsynth.io import atomic_write_json
-from tfsynth.models import MODEL_FILE, build_model, model_id
+from tfsynth.models import (
+    MODEL_FILE,
+    build_model,
+    check_image_shape,
+    is_conditional,
+    model_id,
+    set_sampling,
+)
+from tfsynth.models.diffusion import check_sampling
 from tfsynth.models.sampling import noise_for
 from tfsynth.summary import write_summary
 
@@ -345,6 +353,7 @@ def train(
     width: int | None = None, latent_dim: int | None = None,
     learning_rate: float | None = None, loss: str | None = None, n_critic: int | None = None,
     ema_decay: float = 0.999, diffaugment: str | None = None, beta: float = 1.0,
+    sample_steps: int | None = None, guidance: float | None = None,
     strategy=None, precision: str = "float32", jit_compile: bool | str = "auto",
     checkpoint_every: int | None = None, steps_per_epoch: int | None = None,
     val=None, eval_every: int | None = None, select: str = "fid", classifier=None,
@@ -363,6 +372,8 @@ def train(
             weights, noise, shuffling and sample grids.
         width, latent_dim, learning_rate, loss, n_critic, ema_decay,
             diffaugment, beta: model options (`GAN`, `VAE`; defaults per model).
+        sample_steps, guidance: a ddpm's DDIM defaults (`Diffusion.set_sampling`),
+            used by its validation and saved in model.keras; None keeps the model's.
         strategy: None, "mirrored", "multiworker" (TF_CONFIG), "tpu" or a Strategy.
         precision: "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling).
         jit_compile: True, False or "auto" (XLA on accelerators only).
@@ -393,7 +404,9 @@ def train(
     plan = _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch)
     plan.config.update(width=width, latent_dim=latent_dim, learning_rate=learning_rate, loss=loss,
                        n_critic=n_critic, ema_decay=ema_decay, diffaugment=diffaugment, beta=beta,
-                       precision=precision, select=select if val is not None else None)  # fmt: skip
+                       precision=precision, select=select if val is not None else None,
+                       sample_steps=sample_steps, guidance=guidance)  # fmt: skip
+    _check_model(plan, data, val, select, sample_steps, guidance)
     _check_options(plan, checkpoint_every, select, val, eval_every, overwrite)
     monitor = _monitor(data, val, plan, eval_every, select, classifier) if val is not None else None
     with precision_policy(precision):
@@ -401,7 +414,9 @@ def train(
         chief = is_chief(strat)
         # Non-chief workers of a multi-worker run write to a scratch directory.
         write_dir = plan.out_dir if chief else Path(tempfile.mkdtemp(prefix="tfsynth-worker-"))
-        trainer = _restore_or_build(plan, data, strat, jit_compile)
+        trainer = set_sampling(
+            _restore_or_build(plan, data, strat, jit_compile), sample_steps, guidance
+        )
         start_step = int(trainer.train_steps.numpy())
         guard = NaNGuard()
         cbs = _callbacks(plan, write_dir, guard, checkpoint_every, monitor, callbacks)
@@ -442,12 +457,10 @@ def _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, hist
 
 def _check_options(plan: _Plan, checkpoint_every, select, val, eval_every, overwrite) -> None:
     """The remaining argument checks; clears a finished run when overwriting."""
-    from tfsynth.validation import HISTORY_FILE, check_select
+    from tfsynth.validation import HISTORY_FILE
 
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
-
-    check_select(select, conditional=val is None or plan.model in ("cgan", "cvae"))
     if eval_every is not None and (isinstance(eval_every, bool) or eval_every < 1):
         raise ConfigError(f"--eval-every: expected a positive number of epochs, got {eval_every!r}")
     if plan.final.exists():
@@ -457,6 +470,17 @@ def _check_options(plan: _Plan, checkpoint_every, select, val, eval_every, overw
             )
         shutil.rmtree(plan.ckpt, ignore_errors=True)
         (plan.out_dir / HISTORY_FILE).unlink(missing_ok=True)
+
+
+def _check_model(plan: _Plan, data, val, select, sample_steps, guidance) -> None:
+    """Checks that need the model name and the data, before anything is written."""
+    from tfsynth.validation import check_select
+
+    check_image_shape(plan.model, data.shape)
+    check_select(select, conditional=val is None or is_conditional(plan.model, data.num_classes))
+    if plan.model != "ddpm" and (sample_steps is not None or guidance is not None):
+        raise ConfigError(f"sample_steps, guidance: set a ddpm's DDIM sampler, not a {plan.model}")
+    check_sampling(sample_steps, guidance)
 
 
 def _rate(steps: int, batch_size: int, wall: float) -> float:
@@ -512,7 +536,7 @@ def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
         raise DataError(
             f"{val.name}: class names {val.class_names} differ from {data.name}'s {data.class_names}"
         )
-    check_select(select, conditional=plan.model in ("cgan", "cvae"))
+    check_select(select, conditional=is_conditional(plan.model, data.num_classes))
     if classifier is None:
         classifier, _ = domain_classifier(data, seed=plan.seed)
     elif isinstance(classifier, (str, os.PathLike)):

@@ -47,7 +47,8 @@ def check_select(select: str, conditional: bool) -> str:
         raise ConfigError(f"--select: expected one of {', '.join(SELECT)}, got {select!r}")
     if select == "agreement" and not conditional:
         raise ConfigError(
-            "--select agreement: needs a class-conditional model (cgan, cvae); use --select fid"
+            "--select agreement: needs a class-conditional model (cgan, cvae, or ddpm on "
+            "labelled data); use --select fid"
         )
     return select
 

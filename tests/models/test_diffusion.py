@@ -250,3 +250,38 @@ def test_ddpm_trains_under_mirrored_strategy(tmp_path):
     assert result["steps"] == 2 and result["replicas"] == 2
     assert math.isfinite(result["loss"])
     assert load_generator(tmp_path / "run").num_classes == 2
+
+
+def test_conditional_ddpm_selects_by_label_agreement(tmp_path):
+    from tests.conftest import listing
+    from tfsynth.data import ImageDataset
+    from tfsynth.evaluation.classifier import build_classifier
+    from tfsynth.training import train
+
+    def data(k, seed=0):
+        images, labels = make_arrays(n=8, num_classes=k, seed=seed)
+        return ImageDataset(images, labels, class_names=["a", "b"][:k])
+
+    clf = build_classifier((16, 16, 1), 2, width=4, seed=3)
+    kw = dict(steps=2, batch_size=4, width=4, verbose=0, jit_compile=False, select="agreement")
+    s = train(data(2), "ddpm", out_dir=tmp_path / "c", val=data(2, 1), classifier=clf,
+              sample_steps=1, guidance=2.0, **kw)  # fmt: skip
+    assert s["val_select"] == "agreement" and 0 <= s["val_label_agreement"] <= 1
+    saved = load_generator(tmp_path / "c")
+    assert (saved.sample_steps, saved.guidance) == (1, 2.0)
+    with pytest.raises(ConfigError, match="--select agreement: needs a class-conditional"):
+        train(data(1), "ddpm", out_dir=tmp_path / "u", val=data(1, 1), **kw)
+    with pytest.raises(ConfigError, match="sample_steps, guidance: set a ddpm's"):
+        train(data(2), "cgan", out_dir=tmp_path / "g", sample_steps=3, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    assert listing(tmp_path / "c")  # the finished run only
+
+
+def test_set_sampling_checks_and_keeps_what_is_not_given():
+    m = _tiny(16)
+    assert m.set_sampling(guidance=1.5) is m and (m.sample_steps, m.guidance) == (3, 1.5)
+    for bad in ({"steps": 0}, {"guidance": -1.0}, {"guidance": float("nan")}):
+        with pytest.raises(ConfigError):
+            m.set_sampling(**bad)
+    assert (m.sample_steps, m.guidance) == (3, 1.5)
+    assert dm.Diffusion.from_config(m.get_config()).guidance == 1.5

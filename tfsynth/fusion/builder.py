@@ -93,6 +93,8 @@ class FusionConfig:
             are the classifier's predictions (see `tfsynth.curation`).
         classifier: that classifier: a ``.keras`` path or a `keras.Model`
             (default: classifier.keras in the --gen model's run directory).
+        gen_steps, gen_guidance: a --gen ddpm's DDIM steps and guidance
+            (default: those saved with the model).
         batch_size: generation and write batch size.
         format: ``tfsynth`` (dataset directory) or ``tfds``.
 
@@ -126,6 +128,8 @@ class FusionConfig:
     memorization_threshold: float | None = None
     min_confidence: float | None = None
     classifier: str | keras.Model | None = None
+    gen_steps: int | None = None
+    gen_guidance: float | None = None
     batch_size: int = 256
     format: str = "tfsynth"
     extra: dict = field(default_factory=dict)  # free-form, recorded in the manifest
@@ -164,7 +168,17 @@ class FusionConfig:
             raise ConfigError("--memorization-threshold needs a --gen source")
         self._validate_objects()
         self._validate_curation()
+        self._validate_sampling()
         return self
+
+    def _validate_sampling(self) -> None:
+        from tfsynth.models.diffusion import check_sampling
+
+        if self.gen_steps is None and self.gen_guidance is None:
+            return
+        check_sampling(self.gen_steps, self.gen_guidance)
+        if not self.gen or not _is_model(self.gen):
+            raise ConfigError("--steps and --guidance need a --gen ddpm (its model.keras)")
 
     def _validate_objects(self) -> None:
         if not isinstance(self.real, (str, os.PathLike, ImageDataset)):
@@ -335,7 +349,13 @@ class Layout:
             candidates["aug"] = AugmentSource(real, cfg.aug_policy, cfg.seed, self.class_names)
         if cfg.gen and _is_model(cfg.gen):
             candidates["gen"] = GeneratorSource(
-                cfg.gen, cfg.seed, self.shape, self.class_names, filt, self._curator()
+                cfg.gen,
+                cfg.seed,
+                self.shape,
+                self.class_names,
+                filt,
+                self._curator(),
+                sampling=(cfg.gen_steps, cfg.gen_guidance),
             )
         elif cfg.gen:
             ds = self._open(cfg.gen, "--gen")

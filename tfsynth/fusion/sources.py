@@ -313,17 +313,27 @@ class GeneratorSource(Source):
     (t = 1, 2, ...) with the same label, which keeps the mapping
     independent of shards (`tfsynth.curation.replace_rejected`). An
     unconditional model needs a curator: its labels are the classifier's
-    confident predictions (pseudo-labels).
+    confident predictions (pseudo-labels). `sampling` is (steps, guidance)
+    for a ddpm (None: the model's own).
     """
 
     flexible = True
 
-    def __init__(self, path, seed: int, shape, class_names, filter_fn=None, curator=None):
-        from tfsynth.models import load_generator, model_id
+    def __init__(
+        self,
+        path,
+        seed: int,
+        shape,
+        class_names,
+        filter_fn=None,
+        curator=None,
+        sampling=(None, None),
+    ):
+        from tfsynth.models import load_generator, model_id, set_sampling
 
         self.name = "gen"
         self.path = str(path)
-        self.model = load_generator(path)
+        self.model = set_sampling(load_generator(path), *sampling, where=self.path)
         self.seed = seed
         self.filter_fn = filter_fn
         self.curator = curator

@@ -67,6 +67,48 @@ def build_model(
     return build_gan(image_shape, k, latent_dim=latent_dim or 64, width=width or 32, **kwargs)
 
 
+def is_conditional(name: str, num_classes: int) -> bool:
+    """Whether model `name` trained on `num_classes` classes is class-conditional.
+
+    >>> is_conditional("ddpm", 10), is_conditional("ddpm", 1), is_conditional("vae", 10)
+    (True, False, False)
+    """
+    return name in ("cgan", "cvae") or (name == "ddpm" and num_classes >= 2)
+
+
+def check_image_shape(name: str, image_shape: Sequence[int]) -> None:
+    """Raises ConfigError (one line) when model `name` cannot be built for `image_shape`.
+
+    Cheap (no layers built), so callers check before writing anything: a
+    ddpm's U-Net must halve both sides at least twice.
+
+    >>> check_image_shape("ddpm", (28, 28, 1))
+    >>> check_image_shape("ddpm", (30, 30, 1))
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: image_shape: sides 30x30 cannot be halved 2 times for the U-Net (both must be multiples of 4 and >= 16); got (30, 30, 1)
+    """
+    if name == "ddpm":
+        from tfsynth.models.unet import unet_levels
+
+        unet_levels(image_shape)
+
+
+def set_sampling(model, steps: int | None = None, guidance: float | None = None, where=""):
+    """Applies DDIM `steps` / `guidance` to a loaded ddpm (None: keep its own).
+
+    Any other model with either given is a ConfigError naming `where`.
+    """
+    if steps is None and guidance is None:
+        return model
+    if not isinstance(model, Diffusion):
+        raise ConfigError(
+            f"{where or 'model'}: --steps and --guidance set a ddpm's DDIM sampler; "
+            f"this is a {type(model).__name__}"
+        )
+    return model.set_sampling(steps, guidance)
+
+
 def _build_ddpm(image_shape, num_classes, width, **kwargs):
     k = num_classes if num_classes >= 2 else 0
     return build_diffusion(image_shape, k, width=width or 32, **kwargs)
@@ -111,6 +153,9 @@ __all__ = [
     "build_gan",
     "build_model",
     "build_vae",
+    "check_image_shape",
+    "is_conditional",
     "load_generator",
     "model_id",
+    "set_sampling",
 ]

@@ -220,6 +220,19 @@ class Diffusion(_trainer.ConditionalTrainer):
         return {m.name: m.result() for m in self.metrics}
 
     # -- sampling ------------------------------------------------------------
+    def set_sampling(self, steps: int | None = None, guidance: float | None = None) -> Diffusion:
+        """Sets the defaults of `generate` (None keeps one); saved with the model.
+
+        Everything that samples without passing steps and guidance (curation,
+        fusion on the fly, validation, export) uses these. Returns self.
+        """
+        steps, guidance = check_sampling(steps, guidance)
+        if steps is not None:
+            self.sample_steps = steps
+        if guidance is not None:
+            self.guidance = guidance
+        return self
+
     def generate(self, noise, labels=None, steps: int | None = None, guidance: float | None = None):
         """DDIM samples in [-1, 1] (float32, N x H x W x C) from `noise` (N, latent_dim).
 
@@ -304,6 +317,18 @@ class Diffusion(_trainer.ConditionalTrainer):
     @classmethod
     def from_config(cls, config):
         return cls(**_trainer.deserialize(config, ("network",)))
+
+
+def check_sampling(steps=None, guidance=None) -> tuple[int | None, float | None]:
+    """Validated (steps, guidance) of a DDIM sampler; None passes through.
+
+    >>> check_sampling(10, 1.5)
+    (10, 1.5)
+    """
+    return (
+        None if steps is None else _check_steps(steps),
+        None if guidance is None else _check_guidance(guidance),
+    )
 
 
 def _check_steps(steps) -> int:
