@@ -70,6 +70,7 @@ EMA = 0.999
 # -- the keras.io network, with its Lambda embedding as a layer (so it clones) --
 
 
+@keras.saving.register_keras_serializable(package="bench")
 class RefSinusoidalEmbedding(layers.Layer):
     def call(self, x):
         freqs = tf.exp(
@@ -177,6 +178,7 @@ class ReferenceDDIM(keras.Model):
         return pred_images
 
 
+@keras.saving.register_keras_serializable(package="bench")
 class NoiseVariance(layers.Layer):
     """tfsynth's time t in [0, 1] -> its cosine schedule's noise variance, as (N, 1, 1, 1)."""
 
@@ -208,7 +210,7 @@ def forward_flops(model: keras.Model) -> float:
         elif isinstance(layer, layers.Dense):
             total += 2.0 * layer.input.shape[-1] * layer.units
         elif isinstance(layer, layers.MultiHeadAttention):
-            t, c = layer._query_shape[1], layer._query_shape[2]
+            t, c = layer._inbound_nodes[0].input_tensors[0].shape[1:]  # (tokens, channels)
             heads, d = layer.num_heads, layer.key_dim
             total += 2.0 * t * c * heads * d * 3  # Q, K, V projections
             total += 2.0 * t * t * heads * d * 2  # QK^T and AV
@@ -303,6 +305,7 @@ def _dataset(x01: np.ndarray, labels: np.ndarray, batch: int):
 def _measure(args, x01, labels) -> dict:
     """Training and sampling rates of every contender, interleaved; FLOPs; matmul peak."""
     models = make_contenders(args.width, args.batch, x01)
+    flops = {k: forward_flops(m.network) for k, m in models.items()}  # before any timing
     ds = _dataset(x01, labels, args.batch)
     ref_ds = tf.data.Dataset.from_tensor_slices(x01).batch(args.batch, drop_remainder=True)
     ref_ds = ref_ds.cache().repeat().prefetch(2)  # keras.io trains on [0, 1] images
@@ -320,7 +323,6 @@ def _measure(args, x01, labels) -> dict:
     sample = interleaved(
         {k: (lambda f=f: sample_rate(f, n, s)) for k, f in fns.items()}, args.rounds
     )
-    flops = {k: forward_flops(m.network) for k, m in models.items()}
     return {"train": train, "sample": sample, "flops": flops, "peak": matmul_peak(),
             "params": {k: m.network.count_params() for k, m in models.items()}}  # fmt: skip
 
