@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import listing, make_arrays
+from tests.helpers import max_abs_diff
 from tfsynth.data import ImageDataset, load_dataset
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.training import generate, train
@@ -201,58 +202,76 @@ ds = ImageDataset(rng.integers(0, 256, (cfg["n"], 16, 16, 1), dtype=np.uint8), n
 cbs = [KillAt()] if cfg.get("kill_at") else []
 s = train(ds, cfg["model"], epochs=cfg["epochs"], out_dir=cfg["out"], batch_size=cfg["batch"], width=4,
           latent_dim=8, verbose=0, jit_compile=False, checkpoint_every=cfg.get("every"),
-          strategy=cfg.get("strategy"), callbacks=cbs)
+          strategy=cfg.get("strategy"), diffaugment=cfg.get("diffaugment"), callbacks=cbs)
 print("RESULT", json.dumps({"steps": s["steps"], "resumed": s["resumed_from_step"],
       "replicas": s["num_replicas"], "d_loss": s["final"].get("d_loss")}))
 """
 
 
-def _run(cfg, env=None, check=True):
-    p = subprocess.run(
+def _start(cfg, env=None):
+    return subprocess.Popen(
         [sys.executable, "-c", _SCRIPT, json.dumps(cfg)],
         cwd=REPO,
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
     )
+
+
+def _result(proc, check=True):
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
         return json.loads(p.stdout.split("RESULT", 1)[1])
     return p
 
 
+def _run(cfg, env=None, check=True):
+    return _result(_start(cfg, env), check)
+
+
+def _script_data(n):
+    """The dataset _SCRIPT trains on, rebuilt in this process."""
+    rng = np.random.default_rng(0)
+    return ImageDataset(rng.integers(0, 256, (n, 16, 16, 1), dtype=np.uint8), np.arange(n) % 2)
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_mid_epoch(tmp_path):
-    # 6 steps per epoch, 2 epochs; killed at step 9 (mid-epoch 2) after a checkpoint at step 8.
+def test_resume_after_sigkill_is_exact(tmp_path):
+    # 26 images, batch 4: 6 steps per epoch (2 images dropped), 2 epochs, a checkpoint
+    # every 2 steps. One run is killed three times: mid-epoch 1 (resumes from step 2),
+    # just after epoch 1 ended (from 6) and late in epoch 2 (from 10), then resumed to
+    # the end. It must equal an uninterrupted run exactly: weights, EMA, seed streams
+    # (noise and DiffAugment) and optimizer slots.
     cfg = {
-        "model": "dcgan",
-        "n": 24,
+        "model": "cgan",
+        "n": 26,
         "batch": 4,
         "epochs": 2,
-        "every": 4,
+        "every": 2,
+        "diffaugment": "translation,cutout,color",
         "out": str(tmp_path / "r"),
     }
-    killed = _run({**cfg, "kill_at": 9}, check=False)
-    assert killed.returncode == -signal.SIGKILL
+    fresh = _start({**cfg, "out": str(tmp_path / "f")})  # uninterrupted, alongside
+    ckpt = tmp_path / "r" / "checkpoint" / "state.json"
+    for kill_at, resumes_from in [(3, 2), (7, 6), (11, 10)]:
+        killed = _run({**cfg, "kill_at": kill_at}, check=False)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert json.loads(ckpt.read_text())["step"] == resumes_from
     assert not (tmp_path / "r" / "model.keras").exists()
-    state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
-    assert state["step"] == 8
-    resumed = _run(cfg)
-    assert resumed["resumed"] == 8
-    # An uninterrupted run of the same config ends at the same step: 2 epochs x 6 steps.
-    fresh = train(
-        ImageDataset(*make_arrays(n=24, num_classes=2)),
-        "dcgan",
-        epochs=2,
-        out_dir=tmp_path / "f",
-        batch_size=4,
-        **TINY,
+    options = {"epochs": 2, "batch_size": 4, "checkpoint_every": 2, **TINY}
+    resumed = train(
+        _script_data(26), "cgan", out_dir=tmp_path / "r", diffaugment=cfg["diffaugment"], **options
     )
-    assert resumed["steps"] == fresh["steps"] == 12
-    assert (tmp_path / "r" / "model.keras").is_file() and not (
-        tmp_path / "r" / "checkpoint"
-    ).exists()
+    assert (resumed["resumed_from_step"], resumed["steps"], _result(fresh)["steps"]) == (10, 12, 12)
+    assert not (tmp_path / "r" / "checkpoint").exists()
+    a, b = (keras.saving.load_model(tmp_path / d / "model.keras") for d in ("r", "f"))
+    assert max_abs_diff(a, b) == 0.0
 
 
 @pytest.mark.slow
@@ -298,28 +317,9 @@ def test_multiworker_two_local_workers(tmp_path):
             "strategy": "multiworker",
             "out": str(tmp_path / "r"),
         }
-        env = {
-            **os.environ,
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-        }
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _SCRIPT, json.dumps(cfg)],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outs = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=240)
-        finally:
-            p.kill()
-        assert p.returncode == 0, err[-3000:]
-        outs.append(json.loads(out.split("RESULT", 1)[1]))
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+        procs.append(_start(cfg, {"TF_CONFIG": json.dumps(tf_config)}))
+    outs = [_result(p) for p in procs]
     assert [o["steps"] for o in outs] == [2, 2]
     assert all(o["replicas"] == 2 for o in outs)
     assert (tmp_path / "r" / "model.keras").is_file()  # written by the chief only

@@ -12,8 +12,10 @@ OUT/summary.json      images_per_second, losses, steps, config, versions
 
 A run that is killed (even with SIGKILL) resumes from OUT/checkpoint when
 `train` is called again with the same OUT: a checkpoint taken mid-epoch
-resumes mid-epoch, so the resumed run ends at the same step count as an
-uninterrupted one. A NaN/inf loss stops training and keeps the last good
+resumes mid-epoch, on the batches an uninterrupted run would see next
+(`ImageDataset.epoch_batches`) and with the noise stream saved in the
+checkpoint, so on CPU the resumed run ends with the same weights and
+optimizer state as an uninterrupted one, bit for bit. A NaN/inf loss stops training and keeps the last good
 checkpoint as model.keras.
 
 `generate` samples a trained model into a tfsynth dataset directory.
@@ -569,6 +571,11 @@ def _restore_or_build(plan: _Plan, data, strat, jit_compile):
             f"{plan.ckpt / STATE_FILE}: checkpoint was written with batch_size={state.get('batch_size')}, "
             f"steps_per_epoch={state.get('steps_per_epoch')}; rerun with those or remove {plan.ckpt}"
         )
+    if state is not None and state.get("seed", plan.seed) != plan.seed:
+        raise ConfigError(
+            f"{plan.ckpt / STATE_FILE}: checkpoint was written with seed={state['seed']}; "
+            f"rerun with it or remove {plan.ckpt}"
+        )
     keras.utils.set_random_seed(plan.seed)
     scope = strat.scope() if strat is not None else contextlib.nullcontext()
     with scope:
@@ -593,7 +600,13 @@ def _restore_or_build(plan: _Plan, data, strat, jit_compile):
 
 
 def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, extra) -> list:
-    meta = {"batch_size": plan.batch_size, "epochs": plan.epochs, "model": plan.model}
+    # A resume must keep the seed: it fixes the data order (and the initial noise).
+    meta = {
+        "batch_size": plan.batch_size,
+        "epochs": plan.epochs,
+        "model": plan.model,
+        "seed": plan.seed,
+    }
     return [
         guard,
         Checkpoint(write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, checkpoint_every, guard, meta),
@@ -605,23 +618,29 @@ def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, e
 
 
 def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, list]:
-    """Fits from the trainer's step counter to the end; a mid-epoch start finishes that epoch first."""
+    """Fits from the trainer's step counter to the end; a mid-epoch start finishes that epoch first.
+
+    The batches come from `ImageDataset.epoch_batches`, whose epoch e
+    depends only on (seed, e), and the trainer's noise stream was restored
+    with its weights, so a resumed run trains on exactly what an
+    uninterrupted one would have.
+    """
     spe, epochs = plan.steps_per_epoch, plan.epochs
-    initial_epoch, skip = divmod(int(trainer.train_steps.numpy()), spe)
-    dataset = data.to_tf_dataset(
-        plan.batch_size,
-        shuffle=True,
-        seed=plan.seed + initial_epoch,
-        drop_remainder=True,
-        repeat=True,
-    )
+    start = int(trainer.train_steps.numpy())
+    initial_epoch, skip = divmod(start, spe)
     history: dict[str, list] = {}
     if initial_epoch >= epochs:
         return history
+
+    def batches(first_step, stop_step):
+        return data.epoch_batches(
+            plan.batch_size, spe, seed=plan.seed, start_step=first_step, stop_step=stop_step
+        )
+
     if is_multiworker(strat):
         _distributed_fit(
             trainer,
-            dataset,
+            batches(start, epochs * spe),
             strat,
             epochs=epochs,
             initial_epoch=initial_epoch,
@@ -631,21 +650,21 @@ def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, 
             verbose=verbose,
         )
         return history
-    # (first epoch, steps in it): the interrupted epoch's remainder, then the rest.
-    parts = [(initial_epoch, spe - skip)] if skip else []
-    parts.append((initial_epoch + (1 if skip else 0), spe))
-    for first, n in parts:
-        last = first + 1 if (n != spe) else epochs
+    # (first epoch, last epoch): the interrupted epoch's remainder, then the rest.
+    parts = [(initial_epoch, initial_epoch + 1)] if skip else []
+    parts.append((initial_epoch + (1 if skip else 0), epochs))
+    for first, last in parts:
         if first >= epochs or trainer.stop_training:
             break
+        first_step = max(start, first * spe)
         h = trainer.fit(
-            dataset,
+            batches(first_step, last * spe),
             epochs=last,
             initial_epoch=first,
-            steps_per_epoch=n,
+            steps_per_epoch=spe - (first_step - first * spe),
             callbacks=cbs,
             verbose=verbose,
-            shuffle=False,  # the dataset is already shuffled
+            shuffle=False,  # the batches are already in their order
         )
         _merge(history, h.history)
     return history

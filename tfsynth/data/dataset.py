@@ -372,3 +372,31 @@ class ImageDataset:
             map_batch=map_batch,
             augment=augment,
         )
+
+    def epoch_batches(
+        self,
+        batch_size: int,
+        steps_per_epoch: int,
+        *,
+        seed: int = 0,
+        start_step: int = 0,
+        stop_step: int,
+    ):
+        """Training batches for global steps `[start_step, stop_step)`, resumable exactly.
+
+        Epoch e's order depends only on (seed, e), so a stream started at a
+        checkpoint's step continues an interrupted run batch for batch (see
+        `tfsynth.data.pipeline.epoch_batches`). Loads a streamed dataset.
+        """
+        from tfsynth.data.pipeline import epoch_batches
+
+        images, labels = self.numpy()
+        return epoch_batches(
+            images,
+            labels,
+            batch_size,
+            steps_per_epoch,
+            seed=seed,
+            start_step=start_step,
+            stop_step=stop_step,
+        )

@@ -112,3 +112,73 @@ def _augmented(ds: tf.data.Dataset, augment, *, seed: int, normalize: bool) -> t
         return policy.map_batch(x, y, normalize=normalize, seed=tf.stack([policy_seed, s]))
 
     return tf.data.Dataset.zip(ds, seeds).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def epoch_batches(
+    images,
+    labels,
+    batch_size: int,
+    steps_per_epoch: int,
+    *,
+    seed: int = 0,
+    start_step: int = 0,
+    stop_step: int,
+) -> tf.data.Dataset:
+    """Training batches `[start_step, stop_step)` of a stream whose epoch e depends on (seed, e) only.
+
+    Epoch e is `steps_per_epoch` full batches of (images in [-1, 1],
+    labels): as many passes over the examples as it needs, pass j in the
+    order of a stateless permutation keyed by (seed, e, j), cut into
+    batches. So a run resumed at step s (a killed run's checkpoint) starts
+    epoch s // steps_per_epoch afresh, skips the batches it had already
+    trained on (tf.data's `skip`), and sees batch for batch what an
+    uninterrupted run sees, whatever happened to the process in between.
+    Unlike a seeded `Dataset.shuffle` that reshuffles every pass, reaching
+    step s costs no replay of the steps before it and does not depend on
+    TensorFlow's global seed.
+
+    Args:
+        images, labels: uint8 NHWC images and int labels, in memory.
+        batch_size, steps_per_epoch: the batch and the steps in an epoch.
+        seed: the stream's seed.
+        start_step, stop_step: the global steps to yield.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x, y = np.zeros((10, 4, 4, 1), np.uint8), np.arange(10)
+    >>> labels = lambda start: [b.numpy().tolist()
+    ...     for _, b in epoch_batches(x, y, 4, 3, seed=1, start_step=start, stop_step=6)]
+    >>> full, resumed = labels(0), labels(4)
+    >>> len(full), resumed == full[4:], sorted(full[0] + full[1]) == sorted(set(full[0] + full[1]))
+    (6, True, True)
+    """
+    n = len(labels)
+    per_epoch = steps_per_epoch * batch_size
+    passes = -(-per_epoch // n)
+    with tf.device("/cpu:0"):  # tf.data runs on the host; keep the arrays there
+        images = tf.constant(images)
+        labels = tf.constant(labels, tf.int64)
+    seed = tf.constant(seed, tf.int64)
+
+    def epoch(e):
+        keys = [
+            tf.random.experimental.stateless_fold_in(tf.stack([seed, e]), j, alg="philox")
+            for j in range(passes)
+        ]
+        order = tf.concat(
+            [tf.random.experimental.stateless_shuffle(tf.range(n), k, alg="philox") for k in keys],
+            0,
+        )
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[:per_epoch], [steps_per_epoch, batch_size])
+        )
+
+    def gather(index):
+        return to_unit_range(tf.gather(images, index)), tf.gather(labels, index)
+
+    first, skip = divmod(int(start_step), steps_per_epoch)
+    last = -(-int(stop_step) // steps_per_epoch)
+    ds = tf.data.Dataset.range(first, last).flat_map(epoch).skip(skip)
+    ds = ds.take(max(0, int(stop_step) - int(start_step)))
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

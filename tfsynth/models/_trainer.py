@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfsynth.errors import ConfigError
+
+# The key under which a trainer's `.keras` weights hold its seed generator states.
+SEED_STATES_KEY = "seed_generator_states"
 
 
 class ConditionalTrainer(keras.Model):
@@ -40,6 +44,43 @@ class ConditionalTrainer(keras.Model):
         noise = tf.convert_to_tensor(noise, tf.float32)
         labels = None if labels is None else tf.cast(labels, tf.int32)
         return tf.cast(self.sampler(self._with_labels(noise, labels), training=False), tf.float32)
+
+    # -- the noise stream is part of the saved state --------------------------
+    def _seed_states(self) -> list:
+        """The state variables of every `SeedGenerator` in the trainer (its own first).
+
+        They are the variables that are not weights (Keras leaves metric
+        state out of both lists).
+        """
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
+    def save_own_variables(self, store):
+        """Saves the seed generator states with the weights (Keras does not).
+
+        So a trainer reloaded from `.keras`, e.g. to resume after a crash,
+        continues the noise and DiffAugment stream where it stopped instead
+        of replaying it from the start.
+        """
+        super().save_own_variables(store)
+        states = self._seed_states()
+        if states:
+            store[SEED_STATES_KEY] = np.stack([keras.ops.convert_to_numpy(v) for v in states])
+
+    def load_own_variables(self, store):
+        """Restores what `save_own_variables` wrote; a file without seed states keeps the initial ones."""
+        keys = list(store.keys())
+        super().load_own_variables({k: store[k] for k in keys if k != SEED_STATES_KEY})
+        if SEED_STATES_KEY not in keys:
+            return
+        saved, states = np.asarray(store[SEED_STATES_KEY]), self._seed_states()
+        if saved.shape != (len(states), 2):
+            raise ValueError(
+                f"{self.name}: the file holds {saved.shape[0]} seed generator states, "
+                f"the model has {len(states)}"
+            )
+        for v, value in zip(states, saved):
+            v.assign(value.astype(v.dtype))
 
 
 def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
