@@ -53,7 +53,7 @@ def test_convert_npz_and_dir(tmp_path, capsys):
 
 def _bad_inputs(tmp_path):
     images, labels = make_arrays(n=6)
-    np.savez(tmp_path / "nolabels.npz", images=images)
+    np.savez(tmp_path / "noimages.npz", labels=labels)
     np.savez(tmp_path / "pickled.npz", images=np.array([None], dtype=object), labels=np.zeros(1))
     np.savez(tmp_path / "mismatch.npz", images=images, labels=labels[:3])
     np.savez(tmp_path / "range.npz", images=images, labels=labels, class_names=np.array(["a"]))
@@ -68,7 +68,7 @@ def _bad_inputs(tmp_path):
     return [
         ("bogus-spec", "unknown dataset spec"),
         (f"npz:{tmp_path}/missing.npz", "file not found"),
-        (f"npz:{tmp_path}/nolabels.npz", "missing array(s) labels"),
+        (f"npz:{tmp_path}/noimages.npz", "missing array(s) images"),
         (f"npz:{tmp_path}/pickled.npz", "pickled Python objects"),
         (f"npz:{tmp_path}/mismatch.npz", "6 images but 3 labels"),
         (f"npz:{tmp_path}/range.npz", "labels out of range"),

@@ -28,14 +28,17 @@ def _print_json(obj) -> None:
 def _cmd_data_info(args) -> None:
     from tfsynth.data.tools import describe
 
-    info = describe(args.spec)
+    info = describe(args.spec, unlabeled=args.unlabeled)
     if args.json:
         _print_json(info)
         return
+    classes = f"{info['num_classes']} classes" if info["num_classes"] else "unlabelled"
     print(
         f"{info['name']}: {info['num_examples']} images, shape {'x'.join(map(str, info['shape']))}, "
-        f"{info['num_classes']} classes{' (streamed)' if info['streamed'] else ''}"
+        f"{classes}{' (streamed)' if info['streamed'] else ''}"
     )
+    if not info["num_classes"]:
+        return
     width = max(len(n) for n in info["class_names"])
     total = max(info["class_counts"].values())
     for name, count in info["class_counts"].items():
@@ -65,6 +68,7 @@ def _add_data(sub) -> None:
     q = dsub.add_parser("info", help="count, shape, classes and class histogram")
     q.add_argument("spec", help=spec_help)
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--unlabeled", action="store_true", help="read the images without their labels")
     q.set_defaults(func=_cmd_data_info)
 
     q = dsub.add_parser("preview", help="save a labelled grid of examples as PNG")

@@ -479,6 +479,10 @@ def _check_model(plan: _Plan, data, val, select, sample_steps, guidance) -> None
     from tfsynth.validation import check_select
 
     check_image_shape(plan.model, data.shape)
+    if plan.model in ("cgan", "cvae"):
+        data.require_labels(f"train --model {plan.model} (class-conditional)")
+    if val is not None:
+        data.require_labels("train --val (the validation classifier)")
     check_select(select, conditional=val is None or is_conditional(plan.model, data.num_classes))
     if plan.model != "ddpm" and (sample_steps is not None or guidance is not None):
         raise ConfigError(f"sample_steps, guidance: set a ddpm's DDIM sampler, not a {plan.model}")

@@ -132,7 +132,7 @@ def test_missing_paths(tmp_path):
 
 def test_npz_missing_arrays(tmp_path):
     p = _write_npz(tmp_path / "a.npz", x=np.zeros(3))
-    with pytest.raises(DataError, match=r"a.npz: missing array\(s\) images, labels"):
+    with pytest.raises(DataError, match=r"a.npz: missing array\(s\) images"):
         load_dataset(f"npz:{p}")
 
 

@@ -84,7 +84,13 @@ def _parse_slice(start: int | None, stop: int | None, n: int) -> tuple[int, int]
 
 
 class ImageDataset:
-    """A labelled image dataset: uint8 NHWC images, int labels and class names.
+    """An image dataset: uint8 NHWC images, int labels and class names, or no labels.
+
+    Unlabelled data (``labels=None``, an npz without ``labels``, a folder of
+    images without class sub-folders) has `labeled` False, no classes and
+    label 0 on every row, so pipelines that ignore labels (self-supervised
+    training, unconditional generators) read it as they read labelled data;
+    commands that need labels call `require_labels` first.
 
     It is backed either by in-memory arrays or by a stream (a function that
     returns a `tf.data.Dataset` for a range of examples), so large sources
@@ -102,6 +108,9 @@ class ImageDataset:
             `tf.data.Dataset` of dicts with "image", "label" and the extras.
         num_examples: for a streamed dataset, the number of examples.
         image_shape: for a streamed dataset, (H, W, C).
+        metadata: free-form metadata (a dataset directory's manifest).
+        labeled: for a streamed dataset, False when its labels mean nothing
+            (in memory, ``labels=None`` says so).
 
     Example:
 
@@ -112,6 +121,9 @@ class ImageDataset:
     >>> x, y = next(iter(ds.to_tf_dataset(batch_size=4, shuffle=False)))
     >>> x.shape, float(x.numpy().min())
     (TensorShape([4, 16, 16, 1]), -1.0)
+    >>> u = ImageDataset(np.zeros((8, 16, 16, 1), np.uint8))
+    >>> u.labeled, u.num_classes, u.info()["labels"]
+    (False, 0, 'unlabelled')
     """
 
     def __init__(
@@ -126,13 +138,19 @@ class ImageDataset:
         num_examples: int | None = None,
         image_shape: Sequence[int] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        labeled: bool = True,
     ):
         self.name = name
         self.metadata = dict(metadata or {})
+        self.labeled = bool(labeled) and (stream is not None or labels is not None)
+        if not self.labeled:
+            class_names = []
         if stream is None:
-            if images is None or labels is None:
-                raise DataError(f"{name}: images and labels are required")
-            n_cls = len(class_names) if class_names is not None else None
+            if images is None:
+                raise DataError(f"{name}: images are required")
+            if labels is None:
+                labels = np.zeros(len(images), np.int64)
+            n_cls = len(class_names) if class_names is not None and self.labeled else None
             self._images, self._labels = validate_arrays(images, labels, n_cls, where=name)
             self._num_examples = len(self._images)
             self._shape = tuple(int(d) for d in self._images.shape[1:])
@@ -221,7 +239,7 @@ class ImageDataset:
             pos += k
         if pos != len(self):
             raise DataError(f"{self.name}: expected {len(self)} examples, read {pos}")
-        if labels.max(initial=0) >= self.num_classes:
+        if self.labeled and labels.max(initial=0) >= self.num_classes:
             raise DataError(
                 f"{self.name}: labels out of range: found {labels.max()} "
                 f"with {self.num_classes} classes"
@@ -271,6 +289,7 @@ class ImageDataset:
                 name=name,
                 extras={k: v[start:stop] for k, v in self.extras.items()},
                 metadata=self.metadata,
+                labeled=self.labeled,
             )
         parent = self._stream
         return ImageDataset(
@@ -280,7 +299,41 @@ class ImageDataset:
             class_names=self.class_names,
             name=name,
             metadata=self.metadata,
+            labeled=self.labeled,
         )
+
+    def without_labels(self) -> ImageDataset:
+        """The same images as an unlabelled dataset (what `--unlabeled` does to a spec)."""
+        if self._images is not None:
+            return ImageDataset(
+                self._images,
+                None,
+                name=self.name,
+                extras=self.extras,
+                metadata=self.metadata,
+            )
+        return ImageDataset(
+            stream=self._stream,
+            num_examples=len(self),
+            image_shape=self.shape,
+            class_names=[],
+            name=self.name,
+            metadata=self.metadata,
+            labeled=False,
+        )
+
+    def require_labels(self, what: str) -> ImageDataset:
+        """Returns self, or raises DataError (one line) when the dataset is unlabelled.
+
+        >>> import numpy as np
+        >>> ImageDataset(np.zeros((2, 8, 8, 1), np.uint8), name="u").require_labels("fuse")
+        Traceback (most recent call last):
+        ...
+        tfsynth.errors.DataError: u: the dataset is unlabelled; fuse needs labelled images
+        """
+        if not self.labeled:
+            raise DataError(f"{self.name}: the dataset is unlabelled; {what} needs labelled images")
+        return self
 
     def split(self, fractions: Sequence[float], seed: int = 0) -> list[ImageDataset]:
         """Splits into disjoint, seeded random parts with the given fractions.
@@ -303,13 +356,16 @@ class ImageDataset:
                     name=f"{self.name}#split{i}",
                     extras={k: v[idx] for k, v in self.extras.items()},
                     metadata=self.metadata,
+                    labeled=self.labeled,
                 )
             )
         return parts
 
     # -- summaries ----------------------------------------------------------
     def class_counts(self) -> np.ndarray:
-        """Number of examples per class (length `num_classes`)."""
+        """Number of examples per class (length `num_classes`; empty when unlabelled)."""
+        if not self.labeled:
+            return np.zeros(0, np.int64)
         if self._labels is not None:
             labels = self._labels
         else:
@@ -335,6 +391,7 @@ class ImageDataset:
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "class_counts": {n: int(c) for n, c in zip(self.class_names, counts)},
+            "labels": "labelled" if self.labeled else "unlabelled",
             "streamed": self.is_streamed,
         }
 

@@ -230,13 +230,18 @@ def make_manifest(
     shards: Sequence[Mapping[str, Any]],
     features: Mapping[str, Mapping] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    labeled: bool = True,
 ) -> dict[str, Any]:
-    """Builds the manifest dict for a set of finished shards."""
+    """Builds the manifest dict for a set of finished shards.
+
+    An unlabelled dataset (`labeled` False) has no class names and the key
+    ``"labeled": false``; manifests without the key are labelled.
+    """
     counts = np.zeros(len(class_names), np.int64)
     for s in shards:
         if "class_counts" in s:
             counts += np.asarray(s["class_counts"], np.int64)
-    return {
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -248,6 +253,9 @@ def make_manifest(
         "shards": list(shards),
         "metadata": dict(metadata or {}),
     }
+    if not labeled:
+        manifest["labeled"] = False
+    return manifest
 
 
 def write_dataset_dir(
@@ -300,6 +308,7 @@ def write_dataset_dir(
             shards=shards,
             features=features,
             metadata={**dataset.metadata, **(metadata or {})},
+            labeled=dataset.labeled,
         )
         atomic_write_json(tmp / MANIFEST, manifest)
     return manifest
@@ -408,4 +417,5 @@ def load_dataset_dir(path: str | os.PathLike, name: str | None = None):
         class_names=manifest["class_names"],
         name=name or str(path),
         metadata={"manifest": {k: v for k, v in manifest.items() if k != "shards"}},
+        labeled=manifest.get("labeled", True) is not False,
     )

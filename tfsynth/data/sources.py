@@ -5,11 +5,12 @@ Specs (see docs/design.md):
 - ``mnist-10k``: the bundled MNIST test split (10,000 28x28 grey digits).
 - ``tfds:NAME[:SPLIT]``: a TensorFlow Datasets dataset (streamed).
 - ``npz:PATH``: arrays ``images`` (uint8 NHWC) and ``labels`` (int), and
-  optionally ``class_names``.
+  optionally ``class_names``; without ``labels`` the dataset is unlabelled.
 - ``idx:DIR``: one pair of MNIST-format ``*-images-idx3-ubyte[.gz]`` and
   ``*-labels-idx1-ubyte[.gz]`` files.
 - ``folder:DIR``: one sub-folder per class, as
-  `keras.utils.image_dataset_from_directory` (streamed).
+  `keras.utils.image_dataset_from_directory` (streamed); images directly in
+  DIR and no sub-folders: unlabelled.
 - ``DIR`` (or ``dir:DIR``): a dataset directory written by tfsynth.
 
 Any spec may end with a slice ``[a:b]`` (Python semantics) to take rows a..b-1.
@@ -66,11 +67,13 @@ def parse_spec(spec: str) -> tuple[str, str, slice | None]:
     raise DataError(f"unknown dataset spec {spec!r}; {SPEC_HELP}")
 
 
-def load_dataset(spec: str) -> ImageDataset:
+def load_dataset(spec: str, *, unlabeled: bool = False) -> ImageDataset:
     """Loads the dataset named by `spec` (see the module docstring).
 
     Args:
         spec: a dataset spec such as ``"mnist-10k[:8000]"`` or ``"npz:d.npz"``.
+        unlabeled: drop the labels (the CLI's ``--unlabeled``): the images
+            are then read as an unlabelled set.
 
     Returns:
         An `ImageDataset`; TFDS datasets, folders and dataset directories are
@@ -84,6 +87,8 @@ def load_dataset(spec: str) -> ImageDataset:
     >>> ds = load_dataset("mnist-10k[:100]")
     >>> len(ds), ds.shape, ds.num_classes
     (100, (28, 28, 1), 10)
+    >>> load_dataset("mnist-10k[:100]", unlabeled=True).info()["labels"]
+    'unlabelled'
     """
     kind, arg, sl = parse_spec(spec)
     loader = {
@@ -98,7 +103,7 @@ def load_dataset(spec: str) -> ImageDataset:
     if sl is not None:
         ds = ds[sl]
         ds.name = spec
-    return ds
+    return ds.without_labels() if unlabeled and ds.labeled else ds
 
 
 def _load_dir(path: str) -> ImageDataset:
@@ -117,20 +122,24 @@ def _load_dir(path: str) -> ImageDataset:
 
 
 def load_npz(path: str | os.PathLike) -> ImageDataset:
-    """Loads arrays ``images``, ``labels`` (and optional ``class_names``) from an .npz."""
+    """Loads arrays ``images``, ``labels`` (and optional ``class_names``) from an .npz.
+
+    Without a ``labels`` array the dataset is unlabelled.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("images", "labels") if k not in z.files]
-            if missing:
+            if "images" not in z.files:
                 raise DataError(
-                    f"{path}: missing array(s) {', '.join(missing)}; expected 'images' "
-                    f"(uint8 NHWC) and 'labels' (int), found {sorted(z.files)}"
+                    f"{path}: missing array(s) images; expected 'images' (uint8 NHWC) and "
+                    f"optionally 'labels' (int), found {sorted(z.files)}"
                 )
-            images, labels = z["images"], z["labels"]
-            class_names = [str(c) for c in z["class_names"]] if "class_names" in z.files else None
+            images = z["images"]
+            labels = z["labels"] if "labels" in z.files else None
+            has_names = "class_names" in z.files and labels is not None
+            class_names = [str(c) for c in z["class_names"]] if has_names else None
     except DataError:
         raise
     except ValueError as e:
@@ -189,16 +198,34 @@ def load_folder(directory: str | os.PathLike) -> ImageDataset:
 
     Every file must be an image (png, jpg, bmp, gif) and all images must have
     the same height and width; grey and colour images are not mixed (colour
-    wins, grey images are expanded).
+    wins, grey images are expanded). A folder with images and no
+    sub-folders is an unlabelled dataset.
     """
-    import tensorflow as tf
-
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: no such directory")
     class_dirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    labeled = bool(class_dirs)
     if not class_dirs:
-        raise DataError(f"{directory}: no class sub-folders; expected DIR/CLASS_NAME/image.png")
+        if not any(
+            f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in directory.iterdir()
+        ):
+            raise DataError(
+                f"{directory}: no class sub-folders and no images; expected "
+                "DIR/CLASS_NAME/image.png (labelled) or DIR/image.png (unlabelled)"
+            )
+        class_dirs = [directory]
+    files, labels = _folder_files(class_dirs)
+    if not files:
+        raise DataError(
+            f"{directory}: the dataset is empty (no image files in {len(class_dirs)} class folders)"
+        )
+    return _folder_dataset(
+        directory, files, labels, [p.name for p in class_dirs] if labeled else [], labeled
+    )
+
+
+def _folder_files(class_dirs: list[Path]) -> tuple[list[Path], list[int]]:
     files, labels = [], []
     for label, cdir in enumerate(class_dirs):
         for f in sorted(cdir.iterdir()):
@@ -212,10 +239,12 @@ def load_folder(directory: str | os.PathLike) -> ImageDataset:
                 raise DataError(f"{f}: not an image file (expected {', '.join(IMAGE_EXTENSIONS)})")
             files.append(f)
             labels.append(label)
-    if not files:
-        raise DataError(
-            f"{directory}: the dataset is empty (no image files in {len(class_dirs)} class folders)"
-        )
+    return files, labels
+
+
+def _folder_dataset(directory: Path, files, labels, class_names, labeled: bool) -> ImageDataset:
+    import tensorflow as tf
+
     # Reading the headers only (PIL is lazy) catches corrupt files and mixed
     # sizes now, with the file name, instead of mid-training inside tf.data.
     sizes = [_read_image_size(f) for f in files]
@@ -242,8 +271,9 @@ def load_folder(directory: str | os.PathLike) -> ImageDataset:
         stream=stream,
         num_examples=len(files),
         image_shape=(h, w, channels),
-        class_names=[p.name for p in class_dirs],
+        class_names=class_names,
         name=f"folder:{directory}",
+        labeled=labeled,
     )
 
 

@@ -15,13 +15,15 @@ from tfsynth.errors import DataError
 from tfsynth.io import atomic_write_bytes
 
 
-def describe(spec: str) -> dict[str, Any]:
-    """Count, shape, classes and class histogram of a dataset.
+def describe(spec: str, *, unlabeled: bool = False) -> dict[str, Any]:
+    """Count, shape, classes and class histogram of a dataset ("labels": "unlabelled" without labels).
 
     >>> describe("mnist-10k[:10]")["num_examples"]
     10
+    >>> describe("mnist-10k[:10]", unlabeled=True)["labels"]
+    'unlabelled'
     """
-    return load_dataset(spec).info()
+    return load_dataset(spec, unlabeled=unlabeled).info()
 
 
 def preview(spec: str, out: str | os.PathLike, n: int = 50, seed: int = 0, ncols: int = 10) -> Path:
@@ -41,7 +43,11 @@ def preview(spec: str, out: str | os.PathLike, n: int = 50, seed: int = 0, ncols
         idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
         images, labels = ds.images[idx], ds.labels[idx]
     fig = image_grid(
-        images, labels, ds.class_names, ncols=ncols, title=f"{ds.name}: {n} of {len(ds)}"
+        images,
+        labels if ds.labeled else None,
+        ds.class_names,
+        ncols=ncols,
+        title=f"{ds.name}: {n} of {len(ds)}",
     )
     return save_figure(fig, out)
 
@@ -58,7 +64,12 @@ def convert(spec: str, out: str | os.PathLike, overwrite: bool = False) -> dict[
             raise DataError(f"{out}: already exists; choose another --out or remove it")
         images, labels = ds.numpy()
         buf = io.BytesIO()
-        np.savez_compressed(buf, images=images, labels=labels, class_names=np.array(ds.class_names))
+        if ds.labeled:
+            np.savez_compressed(
+                buf, images=images, labels=labels, class_names=np.array(ds.class_names)
+            )
+        else:  # an npz without labels reads back as unlabelled
+            np.savez_compressed(buf, images=images)
         atomic_write_bytes(out, buf.getvalue())
     else:
         write_dataset_dir(out, ds, metadata={"source": spec}, overwrite=overwrite)

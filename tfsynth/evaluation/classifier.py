@@ -189,6 +189,7 @@ def train_classifier(
         raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if steps is not None and steps < 1:
         raise ConfigError(f"steps: expected a positive step budget, got {steps}")
+    dataset.require_labels("training a classifier")
     num_classes = num_classes or dataset.num_classes
     if dataset.num_classes != num_classes:
         raise DataError(

@@ -61,10 +61,10 @@ HEADLINE = (
 def _load(data, what: str) -> ImageDataset:
     from tfsynth.data.sources import load_dataset
 
-    if isinstance(data, ImageDataset):
-        return data
     if isinstance(data, (str, os.PathLike)):
-        return load_dataset(os.fspath(data))
+        data = load_dataset(os.fspath(data))
+    if isinstance(data, ImageDataset):
+        return data.require_labels(f"evaluate --{what}") if what != "synthetic" else data
     raise ConfigError(
         f"{what}: expected an ImageDataset or a dataset spec, got {type(data).__name__}"
     )

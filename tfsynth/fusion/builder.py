@@ -283,6 +283,7 @@ class Layout:
         self.cfg = cfg
         spec = cfg.real
         real_ds = spec if isinstance(spec, ImageDataset) else load_dataset(os.fspath(spec))
+        real_ds.require_labels("fuse --real")
         self.class_names = real_ds.class_names
         self.shape = tuple(real_ds.shape)
         k = len(self.class_names)

@@ -444,6 +444,8 @@ def build_searched(
     config = (config or SearchConfig()).validate()
     real_ds = real if isinstance(real, ImageDataset) else load_dataset(os.fspath(real))
     val_ds = val if isinstance(val, ImageDataset) else load_dataset(os.fspath(val))
+    real_ds.require_labels("fuse --search --real")
+    val_ds.require_labels("fuse --search --val")
     out = Path(out)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
