@@ -49,7 +49,7 @@ def test_config_mismatch_is_refused(tmp_path):
         (["--data", "bogus"], "unknown dataset spec 'bogus'"),
         (["--model", "gpt"], "train.model: 'gpt'"),
         (["--model", "cgan,gpt"], "train.model: 'cgan,gpt'"),
-        (["--preset", "smoke", "--data", "mnist-10k[:20]"], "leave 14 for the train split"),
+        (["--preset", "smoke", "--data", "mnist-10k[:20]"], "leave 12 for the train split"),
         (["--data", "mnist-10k[:600]", "--test", "bogus"], "unknown dataset spec 'bogus'"),
     ],
 )

@@ -140,14 +140,14 @@ def _split_parts(config: RunConfig) -> dict[str, Any]:
 
     d = config.data
     real = load_dataset(d.spec)
+    vf = d.val_fraction_for(len(real))
     if d.test_spec:
-        parts = real.split([1.0 - d.val_fraction, d.val_fraction], seed=config.seed)
+        parts = real.split([1.0 - vf, vf], seed=config.seed)
         test = load_dataset(d.test_spec)
         check_compatible(real, test)
         parts.append(test)
     else:
-        train_frac = 1.0 - d.val_fraction - d.test_fraction
-        parts = real.split([train_frac, d.val_fraction, d.test_fraction], seed=config.seed)
+        parts = real.split([1.0 - vf - d.test_fraction, vf, d.test_fraction], seed=config.seed)
     named = dict(zip(("train", "val", "test"), parts))
     for m in config.train.models:  # e.g. a U-Net that cannot halve the sides
         check_image_shape(m, real.shape)
@@ -156,7 +156,7 @@ def _split_parts(config: RunConfig) -> dict[str, Any]:
         if len(part) == 0 or (name == "train" and len(part) < batch):
             raise DataError(
                 f"{d.spec}: {len(real)} images leave {len(part)} for the {name} split "
-                f"(val {d.val_fraction:g}, test {d.test_fraction:g}, batch {batch}); "
+                f"(val {vf:g}, test {d.test_fraction:g}, batch {batch}); "
                 "give more data or change the fractions"
             )
     return named
