@@ -11,12 +11,12 @@ medians:
   runs): two XLA computations, draws + source grid + quad packing, then
   the sampler and the scaling to [-1, 1];
 - grid: the draws plus the spline source grid only;
-- pack: `ops.pack_quads` only;
-- sampler_quads: `ops.sample_quads` on a fixed source grid, from quads
+- pack: `resampling.pack_quads` only;
+- sampler_quads: `resampling.sample_quads` on a fixed source grid, from quads
   packed beforehand (what the policy's second computation does);
-- sampler_gathers: `ops.sample_images` on the same grid (four byte
+- sampler_gathers: `resampling.sample_images` on the same grid (four byte
   gathers per pixel, the general sampler);
-- fingerprint: `ops.batch_fingerprint` only (`map_batch` without a seed).
+- fingerprint: `draws.batch_fingerprint` only (`map_batch` without a seed).
 
 It also counts the graph nodes of the policy function, which set the
 per-iterator setup cost of a tf.data pipeline (function instantiation).
@@ -61,8 +61,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     import tfsynth
-    from tfsynth.augment import build_policy
-    from tfsynth.augment import ops as aug_ops
+    from tfsynth.augment import build_policy, draws, resampling, warp
     from tfsynth.data.pipeline import to_unit_range
     from tfsynth.io import atomic_write_json
 
@@ -75,26 +74,26 @@ def main(argv=None) -> int:
 
     def grid_only(images):
         # The policy's own first-computation grid (draws, matrix, spline), less the packing.
-        src_y, src_x = policy._grid(images, policy.op_layers, aug_ops.StatelessSeed(seed))
+        src_y, src_x = policy._grid(images, policy.op_layers, draws.StatelessSeed(seed))
         return src_y + src_x
 
-    fixed_y, fixed_x = aug_ops.source_grid(aug_ops.identity_matrices(BATCH) * 1.05, h, w)
-    quads = aug_ops.pack_quads(x)
+    fixed_y, fixed_x = warp.source_grid(warp.identity_matrices(BATCH) * 1.05, h, w)
+    quads = resampling.pack_quads(x)
 
     def sampler_quads(quads):
-        return to_unit_range(aug_ops.sample_quads(quads, fixed_y, fixed_x))
+        return to_unit_range(resampling.sample_quads(quads, fixed_y, fixed_x))
 
     def sampler_gathers(images):
-        out = aug_ops.sample_images(tf.cast(images, tf.float32), fixed_y, fixed_x)
+        out = resampling.sample_images(tf.cast(images, tf.float32), fixed_y, fixed_x)
         return to_unit_range(out)
 
     jit = {
         "call": tf.function(to_unit_range, jit_compile=True),
         "grid": tf.function(grid_only, jit_compile=True),
-        "pack": tf.function(aug_ops.pack_quads, jit_compile=True),
+        "pack": tf.function(resampling.pack_quads, jit_compile=True),
         "sampler_quads": tf.function(sampler_quads, jit_compile=True),
         "sampler_gathers": tf.function(sampler_gathers, jit_compile=True),
-        "fingerprint": tf.function(aug_ops.batch_fingerprint, jit_compile=True),
+        "fingerprint": tf.function(draws.batch_fingerprint, jit_compile=True),
     }
     contenders = {
         "call": lambda: jit["call"](x),

@@ -4,7 +4,15 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import make_arrays
-from tfsynth.augment import OPS, PRESETS, AugmentationPolicy, build_policy, ops, parse_policy
+from tfsynth.augment import (
+    OPS,
+    PRESETS,
+    AugmentationPolicy,
+    build_policy,
+    draws,
+    parse_policy,
+    resampling,
+)
 from tfsynth.data import ImageDataset
 from tfsynth.errors import ConfigError
 
@@ -203,7 +211,7 @@ def test_map_batch_seeds_from_the_fingerprint_or_the_given_seed():
     images, labels = make_arrays(8, 16, 16, 1, num_classes=3)
     policy = build_policy("digits", seed=5)
     fused, _ = policy.map_batch(tf.constant(images), labels)
-    seed = [5, int(ops.batch_fingerprint(images))]
+    seed = [5, int(draws.batch_fingerprint(images))]
     general, _ = policy.compiled()(images, labels, seed, False)
     np.testing.assert_array_equal(fused.numpy(), general.numpy())
     # with an explicit batch seed (what to_tf_dataset passes)
@@ -260,17 +268,17 @@ def test_to_tf_dataset_augment_is_deterministic_and_normalized(spec):
     ],
 )
 def test_to_tf_dataset_augment_traces_the_expected_sampler(monkeypatch, spec, normalize, sampler):
-    # The two samplers agree to float rounding (tests/augment/test_ops.py), so
+    # The two samplers agree to float rounding (tests/augment/test_resampling.py), so
     # only the traced calls show which one the pipeline runs.
     calls = []
     for name in ("sample_quads", "sample_images"):
-        original = getattr(ops, name)
+        original = getattr(resampling, name)
 
         def spy(*args, _name=name, _original=original, **kwargs):
             calls.append(_name)
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(ops, name, spy)
+        monkeypatch.setattr(resampling, name, spy)
     images, labels = make_arrays(8, 16, 16, 1, num_classes=3)
     policy = build_policy(spec, seed=0)  # fresh: nothing traced yet
     pipe = ImageDataset(images, labels).to_tf_dataset(4, augment=policy, normalize=normalize)

@@ -9,8 +9,8 @@
   tfsynth dataset directory.
 """
 
+from tfsynth.augment.layers import ElasticDistortion, RandomErasing, SeededRandAugment
 from tfsynth.augment.materialize import BLOCK_SIZE, augment_batches, augment_to_dir
-from tfsynth.augment.ops import ElasticDistortion, RandomErasing, SeededRandAugment
 from tfsynth.augment.policy import OPS, PRESETS, AugmentationPolicy, build_policy, parse_policy
 
 __all__ = [

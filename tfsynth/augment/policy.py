@@ -17,7 +17,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfsynth.augment import ops as aug_ops
+from tfsynth import _compat
+from tfsynth.augment import draws, resampling, warp
+from tfsynth.augment.layers import ElasticDistortion, RandomErasing, SeededRandAugment
 from tfsynth.data.pipeline import to_unit_range
 from tfsynth.errors import ConfigError
 
@@ -77,7 +79,7 @@ OPS: dict[str, OpSpec] = {
             "geometric",
             (0, 0.5),
             "RMS elastic displacement as a fraction of the image side",
-            lambda v, fill, s: aug_ops.ElasticDistortion(alpha=v, fill_mode=fill, seed=s),
+            lambda v, fill, s: ElasticDistortion(alpha=v, fill_mode=fill, seed=s),
         ),
         OpSpec(
             "contrast",
@@ -98,14 +100,14 @@ OPS: dict[str, OpSpec] = {
             "photometric",
             (0, 1),
             "probability of erasing a random rectangle",
-            lambda v, fill, s: aug_ops.RandomErasing(probability=v, seed=s),
+            lambda v, fill, s: RandomErasing(probability=v, seed=s),
         ),
         OpSpec(
             "randaugment",
             "photometric",
             (0, 1),
             "RandAugment magnitude (2 ops per image)",
-            lambda v, fill, s: aug_ops.SeededRandAugment(
+            lambda v, fill, s: SeededRandAugment(
                 value_range=VALUE_RANGE, num_ops=2, factor=v, seed=s
             ),
         ),
@@ -183,9 +185,9 @@ def parse_policy(spec: str | Mapping[str, Any]) -> tuple[list[tuple[str, Any]], 
             )
         name, _, text = (s.strip() for s in item.partition(":"))
         if name == "fill":
-            if text not in aug_ops.FILL_MODES:
+            if text not in resampling.FILL_MODES:
                 raise ConfigError(
-                    f"{where}: fill must be one of {', '.join(aug_ops.FILL_MODES)}, got {text!r}"
+                    f"{where}: fill must be one of {', '.join(resampling.FILL_MODES)}, got {text!r}"
                 )
             fill = text
             continue
@@ -285,7 +287,7 @@ class AugmentationPolicy(keras.layers.Layer):
         active = [(n, v) for n, v in self.ops if not _is_off(v)]
         self.op_names = [n for n, _ in active]
         self.op_layers = [
-            aug_ops.with_philox(OPS[n].build(v, self.fill_mode, self.seed + i))
+            draws.with_philox(OPS[n].build(v, self.fill_mode, self.seed + i))
             for i, (n, v) in enumerate(active)
         ]
         self.label_mixing = any(OPS[n].kind == "mixing" for n in self.op_names)
@@ -304,8 +306,7 @@ class AugmentationPolicy(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(self.seed)
         # Keep uint8 inputs uint8 (Keras would cast them to float32), and
         # accept NumPy arrays like Keras' own preprocessing layers do.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        _compat.keep_input_dtype(self)
         self._compiled = None
         self._warp_fns = {}
 
@@ -357,7 +358,7 @@ class AugmentationPolicy(keras.layers.Layer):
                     return self._warp_fn(k)(x, seed, unit, output), labels
                 x = self._warp_fn(k)(x, seed, unit, "float32")
                 continue
-            draw = aug_ops.StatelessSeed(aug_ops.fold_seed(seed, k))
+            draw = draws.StatelessSeed(draws.fold_seed(seed, k))
             if unit:
                 x = (tf.cast(x, tf.float32) + 1.0) * 127.5
                 unit = False
@@ -380,7 +381,7 @@ class AugmentationPolicy(keras.layers.Layer):
         # layers' random parameters and computes the source grid (composed
         # matrix, elastic field) - about 100 small TF ops otherwise - and,
         # for uint8 images with a constant fill, packs each pixel's 2x2
-        # neighbourhood into one int32 (`ops.pack_quads`). The second
+        # neighbourhood into one int32 (`resampling.pack_quads`). The second
         # resamples and writes the output. Two computations, because XLA
         # would fuse the packing into the sampler's gather and redo it per
         # pixel; materialized, a bilinear read is one gather instead of four
@@ -390,13 +391,13 @@ class AugmentationPolicy(keras.layers.Layer):
             layers = [self.op_layers[i] for i in self._stages[k]]
 
             def grid(x, seed, quads):
-                draw = aug_ops.StatelessSeed(aug_ops.fold_seed(seed, k))
+                draw = draws.StatelessSeed(draws.fold_seed(seed, k))
                 src_y, src_x = self._grid(x, layers, draw)
-                return src_y, src_x, (aug_ops.pack_quads(x) if quads else None)
+                return src_y, src_x, (resampling.pack_quads(x) if quads else None)
 
             def sample(source, src_y, src_x, quads, unit, output):
                 # output: a dtype name, or "unit" for float32 in [-1, 1] from uint8
-                out = aug_ops.resample(
+                out = resampling.resample(
                     source,
                     src_y,
                     src_x,
@@ -406,13 +407,13 @@ class AugmentationPolicy(keras.layers.Layer):
                 )
                 if output == "unit":
                     return to_unit_range(out)
-                return aug_ops.cast_output(out, output)
+                return resampling.cast_output(out, output)
 
             grid_xla = tf.function(grid, jit_compile=True)
             sample_xla = tf.function(sample, jit_compile=True)
 
             def fn(x, seed, unit, output):
-                quads = aug_ops.uses_quads(x.dtype, self.fill_mode, "bilinear")
+                quads = resampling.uses_quads(x.dtype, self.fill_mode, "bilinear")
                 src_y, src_x, packed = grid_xla(x, seed, quads)
                 return sample_xla(packed if quads else x, src_y, src_x, quads, unit, output)
 
@@ -422,17 +423,17 @@ class AugmentationPolicy(keras.layers.Layer):
     def _grid(self, x, layers, draw):
         # Source coordinates of the stage's composed warp.
         h, w = x.shape[1], x.shape[2]
-        matrix = aug_ops.identity_matrices(tf.shape(x)[0])
+        matrix = warp.identity_matrices(tf.shape(x)[0])
         elastic = []
         for layer in layers:
             t = layer.get_random_transformation(x, training=True, seed=draw)
-            if isinstance(layer, aug_ops.ElasticDistortion):
+            if isinstance(layer, ElasticDistortion):
                 elastic.append(t)
                 continue
             # Applying A then B reads the input at M_A @ M_B @ p.
-            matrix = tf.matmul(matrix, aug_ops.geometric_matrix(layer, t, h, w))
+            matrix = tf.matmul(matrix, warp.geometric_matrix(layer, t, h, w))
         # Every geometric layer here is affine (see geometric_matrix).
-        return aug_ops.warp_grid(matrix, tuple(elastic), h, w, affine=True)
+        return warp.warp_grid(matrix, tuple(elastic), h, w, affine=True)
 
     def _soft_labels(self, labels):
         labels = tf.convert_to_tensor(labels)
@@ -460,7 +461,7 @@ class AugmentationPolicy(keras.layers.Layer):
         seed gives the same augmented epochs and every epoch gets new ones.
         Without `seed` (e.g. `to_tf_dataset(..., map_batch=policy.map_batch)`,
         which has no seed stream), it is derived from the policy seed and a
-        fingerprint of the batch's pixels (`ops.batch_fingerprint`), not
+        fingerprint of the batch's pixels (`draws.batch_fingerprint`), not
         from a counter, so the result does not depend on which parallel call
         of `map` runs first. `normalize=True` takes uint8 batches and returns
         float32 in [-1, 1] (see `augment`).
@@ -509,7 +510,7 @@ class AugmentationPolicy(keras.layers.Layer):
         }
 
 
-_fingerprint_xla = tf.function(aug_ops.batch_fingerprint, jit_compile=True)
+_fingerprint_xla = tf.function(draws.batch_fingerprint, jit_compile=True)
 
 
 def build_policy(
