@@ -43,10 +43,12 @@ def draw_seed(seed) -> tf.Tensor:
 
 
 def keep_input_dtype(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """Lets `layer.__call__` pass uint8 tensors and NumPy arrays through as they are.
+    """Lets `layer.__call__` pass its inputs through as they are: dtype, NumPy or tensor.
 
-    Why: `Layer.__call__` casts inputs to the layer's dtype (uint8 would
-    become float32) unless `_convert_input_args` is off, and refuses NumPy
+    Why: tfsynth's augmentation layers return the input's own dtype (uint8
+    stays uint8, a float16 or float64 batch stays in its dtype). By default
+    `Layer.__call__` converts inputs and autocasts floats to the layer's
+    dtype unless `_convert_input_args` is off, and then refuses NumPy
     positional arguments unless `_allow_non_tensor_positional_args` is on;
     Keras' own preprocessing layers set the same two attributes.
     Returns the layer.

@@ -304,8 +304,7 @@ class AugmentationPolicy(keras.layers.Layer):
             else:
                 self._stages.append([i])
         self.generator = keras.random.SeedGenerator(self.seed)
-        # Keep uint8 inputs uint8 (Keras would cast them to float32), and
-        # accept NumPy arrays like Keras' own preprocessing layers do.
+        # Inputs keep their dtype (Keras would autocast floats) and may be NumPy.
         _compat.keep_input_dtype(self)
         self._compiled = None
         self._warp_fns = {}

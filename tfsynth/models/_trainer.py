@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsynth import _compat
 from tfsynth.errors import ConfigError
 
 # The key under which a trainer's `.keras` weights hold its seed generator states.
@@ -160,9 +161,7 @@ def ema_update(ema_vars, vars_, decay: float) -> None:
                 _raw(e), lambda a, b, d=d: a.assign(d * a + (1.0 - d) * b), args=(_raw(v),)
             )
 
-    tf.__internal__.distribute.interim.maybe_merge_call(
-        update_all, tf.distribute.get_strategy(), ema_vars, vars_
-    )
+    _compat.maybe_merge_call(update_all, tf.distribute.get_strategy(), ema_vars, vars_)
 
 
 def scaled(optimizer, loss: tf.Tensor) -> tf.Tensor:

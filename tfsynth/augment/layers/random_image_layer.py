@@ -24,8 +24,7 @@ class RandomImageLayer(keras.layers.Layer):
         self.value_range = tuple(float(v) for v in value_range)
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
-        # Keep uint8 inputs uint8 (Keras would cast them to float32), and
-        # accept NumPy arrays like Keras' own preprocessing layers do.
+        # Inputs keep their dtype (Keras would autocast floats) and may be NumPy.
         _compat.keep_input_dtype(self)
 
     def call(self, images, training=True):
