@@ -572,6 +572,102 @@ def _add_run(sub) -> None:
     p.set_defaults(func=_cmd_run)
 
 
+# -- ssl / pseudo-label -------------------------------------------------------
+
+
+def _cmd_ssl(args) -> None:
+    from tfsynth.selfsup import SSLConfig, train_ssl
+
+    fields = {
+        f: getattr(args, f)
+        for f in SSLConfig.__dataclass_fields__
+        if getattr(args, f, None) is not None
+    }
+    s = train_ssl(
+        SSLConfig(**fields), args.out, overwrite=args.overwrite, log=None if args.quiet else print
+    )
+    knn = f", probe k-NN accuracy {s['knn_accuracy']:.3f}" if "knn_accuracy" in s else ""
+    print(
+        f"trained the SSL encoder for {s['steps']} steps ({s['images_per_second']:.0f} images/s){knn}; wrote {s['model_path']}"
+    )
+
+
+def _add_ssl(sub) -> None:
+    p = sub.add_parser(
+        "ssl", help="train a self-supervised (SimCLR) encoder on images, labels unused"
+    )
+    p.add_argument("--data", required=True, help="image dataset spec (labelled or not)")
+    p.add_argument(
+        "--out", required=True, help="run directory (model.keras, tensorboard/); rerun to resume"
+    )
+    p.add_argument(
+        "--probe", help="labelled spec: leave-one-out k-NN accuracy while training (reported only)"
+    )
+    for flag, typ in (("epochs", int), ("batch-size", int), ("width", int), ("feature-dim", int),
+                      ("projection-dim", int), ("temperature", float), ("probe-every", int),
+                      ("knn-k", int), ("seed", int)):  # fmt: skip
+        p.add_argument(f"--{flag}", type=typ, help="default: see tfsynth.selfsup.SSLConfig")
+    p.add_argument(
+        "--lr", dest="learning_rate", type=float, help="Adam learning rate (cosine decay)"
+    )
+    p.add_argument("--policy", help="augmentation policy of the two views (default: strong digits)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run")
+    p.add_argument("--quiet", action="store_true", help="no line per epoch")
+    p.set_defaults(func=_cmd_ssl)
+
+
+def _cmd_pseudo_label(args) -> None:
+    from tfsynth.selfsup import PseudoLabelConfig, pseudo_label
+
+    fields = {
+        f: getattr(args, f)
+        for f in PseudoLabelConfig.__dataclass_fields__
+        if getattr(args, f, None) is not None
+    }
+    s = pseudo_label(PseudoLabelConfig(**fields), args.out, overwrite=args.overwrite, log=print)
+    acc = (
+        f", pseudo-label accuracy {s['pseudo_label_accuracy']:.3f}"
+        if "pseudo_label_accuracy" in s
+        else ""
+    )
+    print(
+        f"kept {s['num_kept']} of {s['num_unlabeled']} ({s['kept_fraction']:.1%}){acc}; wrote {args.out}"
+    )
+
+
+def _add_pseudo_label(sub) -> None:
+    p = sub.add_parser(
+        "pseudo-label", help="label unlabelled images from a few labelled ones (D_pseudo)"
+    )
+    p.add_argument("--labeled", required=True, help="labelled dataset spec (every class present)")
+    p.add_argument(
+        "--unlabeled", required=True, help="dataset spec; its labels, if any, only score the result"
+    )
+    p.add_argument(
+        "--ssl", help="a `tfsynth ssl` run dir (default: train one on both sets into OUT-ssl)"
+    )
+    p.add_argument(
+        "--method",
+        choices=("propagate", "knn", "linear"),
+        help="first labelling (default propagate)",
+    )
+    p.add_argument("--k", type=int, help="graph / k-NN neighbours (default 10)")
+    p.add_argument(
+        "--min-confidence", type=float, help="keep a pseudo-label at or above this (default 0.9)"
+    )
+    p.add_argument(
+        "--seed-confidence",
+        type=float,
+        help="first labels at or above this train the self-training student (default 0.7)",
+    )
+    p.add_argument("--no-self-training", dest="self_training", action="store_false", default=None)
+    p.add_argument("--ssl-epochs", type=int, help="epochs of the SSL encoder trained without --ssl")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", required=True, help="new dataset directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=_cmd_pseudo_label)
+
+
 # Each entry adds one subcommand; later stages append theirs here.
 COMMANDS: list[Callable] = [
     _add_run,
@@ -582,6 +678,8 @@ COMMANDS: list[Callable] = [
     _add_fuse,
     _add_evaluate,
     _add_export,
+    _add_ssl,
+    _add_pseudo_label,
 ]
 
 
