@@ -54,6 +54,10 @@ def _commands(inputs, out):
         + ["--batch-size", "8", "--quiet", "--out", out],
         "run": ["run", "--data", data, "--preset", "smoke", "--out", out]
         + ["--saved-models", f"{out}-saved"],
+        "ssl": ["ssl", "--data", data, "--epochs", "1", "--batch-size", "8", "--width", "2"]
+        + ["--quiet", "--out", out],
+        "pseudo-label": ["pseudo-label", "--labeled", data, "--unlabeled", data]
+        + ["--ssl-epochs", "1", "--out", out],
     }
 
 
@@ -68,6 +72,8 @@ COMMAND_NAMES = [
     "export",
     "train",
     "run",
+    "ssl",
+    "pseudo-label",
 ]
 
 
