@@ -301,7 +301,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--extractor",
         default="domain",
-        help="domain (default), inception[:WEIGHTS.h5] or keras:MODEL.keras:LAYER",
+        help="domain (default), inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
     from tfsynth.evaluation.classifier import DEFAULT_EPOCHS

@@ -73,3 +73,17 @@ def test_bad_extractor_specs(tmp_path, monkeypatch):
         F.FeatureExtractor(model, "nope", name="x")
     with pytest.raises(ConfigError, match="needs the real training data"):
         F.build_extractor("domain")
+
+
+def test_ssl_extractor(tmp_path):
+    from tfsynth.selfsup import build_simclr
+
+    model = build_simclr((16, 16, 1), width=2, feature_dim=6, projection_dim=2)
+    model.compile()
+    (tmp_path / "ssl").mkdir()
+    model.save(tmp_path / "ssl" / "model.keras")
+    ext = F.build_extractor(f"ssl:{tmp_path / 'ssl'}")
+    assert ext(np.zeros((3, 16, 16, 1), np.uint8)).shape == (3, 6)
+    assert ext.info()["extractor"] == "ssl:ssl"
+    with pytest.raises(DataError, match="no SSL model here"):
+        F.build_extractor(f"ssl:{tmp_path / 'none'}")

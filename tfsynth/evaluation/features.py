@@ -13,6 +13,8 @@ Three kinds, chosen with one spec string (`build_extractor`):
   (2048-d, 299x299 input), only where the ImageNet weights file is already
   on disk (``$KERAS_HOME/models``); tfsynth never downloads it.
 - ``"keras:MODEL.keras:LAYER"``: any Keras model file plus a layer name.
+- ``"ssl:DIR"``: the "features" layer of a `tfsynth ssl` encoder, trained
+  without labels (`tfsynth.selfsup`).
 
 Every extractor reports its name and settings through `info()`, so each
 metric states which features it was computed on.
@@ -41,7 +43,9 @@ from tfsynth.evaluation.classifier import (
 # Bump when the domain classifier recipe changes, so old cache entries are not reused.
 DOMAIN_RECIPE_VERSION = 2
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-EXTRACTOR_HELP = "expected domain, inception, inception:WEIGHTS.h5 or keras:MODEL.keras:LAYER"
+EXTRACTOR_HELP = (
+    "expected domain, inception, inception:WEIGHTS.h5, keras:MODEL.keras:LAYER or ssl:DIR"
+)
 
 
 def default_cache_dir() -> Path:
@@ -341,4 +345,17 @@ def build_extractor(
         if not sep or not path or not layer:
             raise ConfigError(f"extractor {spec!r}: expected keras:MODEL.keras:LAYER")
         return keras_layer_extractor(path, layer)
+    if spec.startswith("ssl:") and spec[4:]:
+        return ssl_extractor(spec[4:])
     raise ConfigError(f"extractor {spec!r}: {EXTRACTOR_HELP}")
+
+
+def ssl_extractor(path: str | os.PathLike) -> FeatureExtractor:
+    """Features of a `tfsynth ssl` run's encoder (DIR or its model.keras), learnt without labels."""
+    from tfsynth.selfsup.networks import FEATURE_LAYER as SSL_FEATURES
+    from tfsynth.selfsup.train import load_ssl
+
+    encoder = load_ssl(path).encoder
+    return FeatureExtractor(
+        encoder, SSL_FEATURES, name=f"ssl:{Path(path).name}", info={"extractor_model": str(path)}
+    )
