@@ -150,7 +150,7 @@ def _cmd_fuse(args) -> None:
         for k in (
             "real", "aug", "aug_policy", "gen", "ratios", "counts", "size", "class_target",
             "seed", "num_shards", "examples_per_shard", "memorization_threshold",
-            "min_confidence", "classifier", "batch_size", "format",
+            "min_confidence", "classifier", "batch_size", "format", "pseudo",
         )
     }  # fmt: skip
     fields.update(gen_steps=args.steps, gen_guidance=args.guidance)
@@ -181,6 +181,7 @@ def _add_fuse(sub) -> None:
     p.add_argument("--aug", help="augmented dataset spec (e.g. a `tfsynth augment` output)")
     p.add_argument("--aug-policy", help="or an augmentation policy applied on the fly to --real")
     p.add_argument("--gen", help="generated dataset spec, or a model.keras (or its run dir)")
+    p.add_argument("--pseudo", help="a pseudo-label dataset directory (D_pseudo)")
     p.add_argument("--ratios", help="e.g. real=0.5,aug=0.25,gen=0.25 (default: real half)")
     p.add_argument(
         "--search",

@@ -123,3 +123,24 @@ def test_cli_writes_summary(tmp_path, capsys):
     )
     assert rc == 0 and "kept" in capsys.readouterr().out
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_fuse_takes_pseudo_as_fourth_source(tmp_path, capsys):
+    li, ll = _blobs(8, 0)
+    ui, ul = _blobs(10, 1)
+    np.savez(tmp_path / "real.npz", images=li, labels=ll)
+    enc = build_encoder((16, 16, 1), width=2, feature_dim=8)
+    cfg = PseudoLabelConfig(method="knn", k=3, min_confidence=0.5)
+    s = pseudo_label(
+        cfg, tmp_path / "p", labeled=ImageDataset(li, ll), unlabeled=ImageDataset(ui), encoder=enc
+    )
+    assert s["num_kept"] >= 2 and "pseudo_label_accuracy" not in s  # no true labels given
+    argv = ["fuse", "--real", f"npz:{tmp_path / 'real.npz'}", "--pseudo", str(tmp_path / "p")]
+    argv += ["--counts", "real=4,pseudo=2", "--out", str(tmp_path / "fused")]
+    assert main(argv) == 0, capsys.readouterr().err
+    fused = load_dataset(str(tmp_path / "fused"))
+    sources = fused.extras["source"].astype(str)
+    assert sorted(sources.tolist()) == ["pseudo"] * 2 + ["real"] * 4
+    assert (fused.extras["confidence"][sources == "pseudo"] >= 0.5).all()
+    model_ids = set(fused.extras["model_id"][sources == "pseudo"].astype(str))
+    assert model_ids == {s["model_id"]}

@@ -76,6 +76,8 @@ class FusionConfig:
         aug_policy: or an augmentation policy applied on the fly to `real`.
         gen: a generated dataset spec, or a PATH.keras / run directory with
             model.keras to sample on the fly (class-conditional).
+        pseudo: a `tfsynth pseudo-label` dataset directory (D_pseudo); its
+            provenance (confidence, model_id) is carried over.
         ratios: ``real=0.5,aug=0.25,gen=0.25`` (weights). Default: real 0.5
             and the rest shared equally by the synthetic sources given.
         counts: ``real=5000,gen=5000``: exact counts instead of ratios.
@@ -133,9 +135,13 @@ class FusionConfig:
     batch_size: int = 256
     format: str = "tfsynth"
     extra: dict = field(default_factory=dict)  # free-form, recorded in the manifest
+    pseudo: str | None = None
 
     def get_config(self) -> dict[str, Any]:
-        return {f.name: _config_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        config = {f.name: _config_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        if config["pseudo"] is None:  # configs from before --pseudo keep their fingerprint
+            del config["pseudo"]
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> FusionConfig:
@@ -211,7 +217,13 @@ class FusionConfig:
         if self.ratios is not None or self.counts is not None:
             return self.ratios, self.counts
         synth = [
-            s for s, given in (("aug", self.aug or self.aug_policy), ("gen", self.gen)) if given
+            s
+            for s, given in (
+                ("aug", self.aug or self.aug_policy),
+                ("gen", self.gen),
+                ("pseudo", self.pseudo),
+            )
+            if given
         ]
         if not synth:
             return "real=1", None
@@ -298,7 +310,7 @@ class Layout:
         totals = source_totals(ratios, counts, cfg.size, sizes)
         for name in totals:
             if name not in candidates:
-                flag = {"aug": "--aug or --aug-policy", "gen": "--gen"}[name]
+                flag = {"aug": "--aug or --aug-policy", "gen": "--gen", "pseudo": "--pseudo"}[name]
                 raise ConfigError(
                     f"--ratios/--counts give {name!r} a share but no {flag} was given"
                 )
@@ -364,6 +376,8 @@ class Layout:
             if filt is not None:
                 keep = np.concatenate([filt(b["image"]) for b in ds.iter_batches(1024)])
             candidates["gen"] = DirSource("gen", ds, keep=keep)
+        if cfg.pseudo:
+            candidates["pseudo"] = DirSource("pseudo", self._open(cfg.pseudo, "--pseudo"))
         return candidates
 
     def _curator(self):

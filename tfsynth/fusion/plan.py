@@ -24,7 +24,7 @@ import numpy as np
 
 from tfsynth.errors import ConfigError
 
-SOURCES = ("real", "aug", "gen")
+SOURCES = ("real", "aug", "gen", "pseudo")  # new sources go last: seeds use the index
 CLASS_TARGETS = ("match", "uniform")
 
 
