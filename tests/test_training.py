@@ -257,18 +257,23 @@ def test_resume_after_sigkill_is_exact(tmp_path):
         "diffaugment": "translation,cutout,color",
         "out": str(tmp_path / "r"),
     }
-    fresh = _start({**cfg, "out": str(tmp_path / "f")})  # uninterrupted, alongside
+    options = {
+        "epochs": 2,
+        "batch_size": 4,
+        "checkpoint_every": 2,
+        "diffaugment": cfg["diffaugment"],
+    }
     ckpt = tmp_path / "r" / "checkpoint" / "state.json"
-    for kill_at, resumes_from in [(3, 2), (7, 6), (11, 10)]:
-        killed = _run({**cfg, "kill_at": kill_at}, check=False)
+    for i, (kill_at, resumes_from) in enumerate([(3, 2), (7, 6), (11, 10)]):
+        proc = _start({**cfg, "kill_at": kill_at})
+        if i == 0:  # the uninterrupted run, here while the first one runs
+            fresh = train(_script_data(26), "cgan", out_dir=tmp_path / "f", **options, **TINY)
+        killed = _result(proc, check=False)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert json.loads(ckpt.read_text())["step"] == resumes_from
     assert not (tmp_path / "r" / "model.keras").exists()
-    options = {"epochs": 2, "batch_size": 4, "checkpoint_every": 2, **TINY}
-    resumed = train(
-        _script_data(26), "cgan", out_dir=tmp_path / "r", diffaugment=cfg["diffaugment"], **options
-    )
-    assert (resumed["resumed_from_step"], resumed["steps"], _result(fresh)["steps"]) == (10, 12, 12)
+    resumed = train(_script_data(26), "cgan", out_dir=tmp_path / "r", **options, **TINY)
+    assert (resumed["resumed_from_step"], resumed["steps"], fresh["steps"]) == (10, 12, 12)
     assert not (tmp_path / "r" / "checkpoint").exists()
     a, b = (keras.saving.load_model(tmp_path / d / "model.keras") for d in ("r", "f"))
     assert max_abs_diff(a, b) == 0.0

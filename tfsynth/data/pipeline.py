@@ -162,17 +162,15 @@ def epoch_batches(
     seed = tf.constant(seed, tf.int64)
 
     def epoch(e):
-        keys = [
-            tf.random.experimental.stateless_fold_in(tf.stack([seed, e]), j, alg="philox")
-            for j in range(passes)
-        ]
-        order = tf.concat(
-            [tf.random.experimental.stateless_shuffle(tf.range(n), k, alg="philox") for k in keys],
-            0,
-        )
-        return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[:per_epoch], [steps_per_epoch, batch_size])
-        )
+        key = tf.stack([seed, e])
+
+        def one_pass(j):
+            k = tf.random.experimental.stateless_fold_in(key, tf.cast(j, tf.int32), alg="philox")
+            order = tf.random.experimental.stateless_shuffle(tf.range(n), k, alg="philox")
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        examples = tf.data.Dataset.range(passes).flat_map(one_pass)
+        return examples.batch(batch_size, drop_remainder=True).take(steps_per_epoch)
 
     def gather(index):
         return to_unit_range(tf.gather(images, index)), tf.gather(labels, index)
