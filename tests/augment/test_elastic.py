@@ -9,7 +9,7 @@ from tfsynth.augment import draws, elastic
 def test_elastic_field_is_smooth_with_unit_expected_rms():
     step = elastic.elastic_step(0.12, 28, 28)
     n = elastic.control_points(28, step)
-    noise = draws.signed_uniform_pairs((64, n, n), seed=1)  # what ElasticDistortion draws
+    noise = draws.uniform((64, n, n, 2), -1.0, 1.0, seed=1)  # what ElasticDistortion draws
     field = elastic.elastic_field(noise, 28, 28, step).numpy()
     assert (step, field.shape) == (6, (64, 28, 28, 2))
     # unit RMS on average over images (each image varies, as in Simard et al.)

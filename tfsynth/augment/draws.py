@@ -6,8 +6,8 @@ reproducible under a parallel `tf.data.map` and inside XLA.
 - `fold_seed` derives independent seeds; `StatelessSeed` hands Keras
   layers seeds derived from a tensor; `batch_fingerprint` seeds a batch
   from its pixels when no seed is given.
-- `uniform` and `signed_uniform_pairs` are tfsynth's own draws, and
-  `with_philox` makes Keras layers draw with the same (Philox) generator.
+- `uniform` is tfsynth's own draw, and `with_philox` makes Keras layers
+  draw with the same (Philox) generator.
 """
 
 from __future__ import annotations
@@ -114,30 +114,6 @@ def uniform(shape, minval=0.0, maxval=1.0, seed=None, dtype="float32") -> tf.Ten
     dtype = tf.as_dtype(dtype or "float32")
     minval, maxval = tf.cast(minval, dtype), tf.cast(maxval, dtype)
     return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype=dtype, alg="philox")
-
-
-def signed_uniform_pairs(shape, seed=None) -> tf.Tensor:
-    """Stateless uniform numbers in (-1, 1), shape `(*shape, 2)`, two per 32 random bits.
-
-    The elastic field's control-point noise. Each Philox word gives two
-    16-bit values, half the generator work of `uniform` for the same count
-    (`bench/augment_kernel.py` times the draws); 16 bits resolve the noise
-    to 2**-15, a displacement far below a thousandth of a pixel at any
-    sensible strength. Value k in [0, 65535] maps to (k + 0.5) / 32768 - 1,
-    so the set is symmetric about 0 with variance 1/3 (to 1e-9), like a
-    continuous uniform on (-1, 1).
-
-    >>> x = signed_uniform_pairs((1000,), seed=0).numpy()
-    >>> x.shape, bool(abs(x).max() < 1), round(float(x.var()), 1)
-    ((1000, 2), True, 0.3)
-    """
-    bits = tf.random.stateless_uniform(
-        shape, _seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32, alg="philox"
-    )
-    low = tf.bitwise.bitwise_and(bits, tf.constant(0xFFFF, tf.uint32))
-    high = tf.bitwise.right_shift(bits, tf.constant(16, tf.uint32))
-    halves = tf.cast(tf.stack([low, high], axis=-1), tf.float32)
-    return halves * (1.0 / 32768) + (0.5 / 32768 - 1.0)
 
 
 def with_philox(layer: keras.layers.Layer) -> keras.layers.Layer:

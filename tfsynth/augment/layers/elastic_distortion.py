@@ -79,7 +79,7 @@ class ElasticDistortion(RandomImageLayer):
         shape = (tf.shape(images)[0], control_points(h, step), control_points(w, step))
         # The field itself is computed inside the (XLA-compiled) warp.
         return {
-            "noise": draws.signed_uniform_pairs(shape, seed),  # (..., 2): (dy, dx)
+            "noise": draws.uniform((*shape, 2), -1.0, 1.0, seed),  # (..., 2): (dy, dx)
             "step": step,
             "alpha": self.alpha * max(h, w),
         }
