@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from tests.conftest import listing
@@ -60,6 +61,16 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
     assert listing(tmp_path) == []
+
+
+def test_unlabelled_data_exits_2_before_anything_is_written(tmp_path, capsys):
+    np.savez(tmp_path / "u.npz", images=np.zeros((600, 16, 16, 1), np.uint8))
+    out = tmp_path / "out"
+    rc = main(["run", "--data", f"npz:{tmp_path / 'u.npz'}", "--out", str(out / "run"),
+               "--saved-models", str(out / "sm")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "unlabelled; run --data needs labelled images" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def _cli(*args):

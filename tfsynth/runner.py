@@ -139,7 +139,7 @@ def _split_parts(config: RunConfig) -> dict[str, Any]:
     from tfsynth.models import check_image_shape
 
     d = config.data
-    real = load_dataset(d.spec)
+    real = load_dataset(d.spec).require_labels("run --data")
     vf = d.val_fraction_for(len(real))
     if d.test_spec:
         parts = real.split([1.0 - vf, vf], seed=config.seed)
