@@ -46,6 +46,16 @@ def test_verdict_when_real_only_wins_or_d_prime_loses_on_test():
     assert kind == "bad" and "does not beat D" in text and "(-1.4 points)" in text
 
 
+def test_verdict_calls_a_gap_inside_the_seed_spread_a_tie():
+    d = {**ROWS[0], "test_accuracy": 0.98625, "test_accuracy_std": 0.00075}
+    dp = {**ROWS[1], "test_accuracy": 0.9860, "test_accuracy_std": 0.001}
+    text, kind = verdict(_search(1, [d, dp]))
+    assert kind == "warn"
+    assert text.startswith("D' ties D on the test split: ") and "inside the seed spread" in text
+    text, kind = verdict(_search(1, [d, {**dp, "test_accuracy": 0.9880}]))
+    assert kind == "good" and text.startswith("D' beats D")
+
+
 def test_ladder_lists_each_family_best_on_validation_with_its_test_delta():
     header, body = _ladder_table(_search(2, ROWS))[1:]
     assert header[-1] == "Δ test (points)"

@@ -50,12 +50,17 @@ def verdict(search: dict[str, Any]) -> tuple[str, str]:
             "warn",
         )
     gain = dp["test_accuracy"] - d["test_accuracy"]
-    better = gain > 0
+    # A gap inside the seeds' spread is a tie, whichever its sign.
+    spread = max(d.get("test_accuracy_std") or 0.0, dp.get("test_accuracy_std") or 0.0)
+    outcome, kind = ("ties", "warn") if abs(gain) <= spread else (
+        ("beats", "good") if gain > 0 else ("does not beat", "bad")
+    )  # fmt: skip
+    tail = ", inside the seed spread" if kind == "warn" else ""
     return (
-        f"D' {'beats' if better else 'does not beat'} D on the test split: "
-        f"{_pm(dp, 'test')} vs {_pm(d, 'test')} ({gain * 100:+.1f} points), "
+        f"D' {outcome} D on the test split: "
+        f"{_pm(dp, 'test')} vs {_pm(d, 'test')} ({gain * 100:+.1f} points{tail}), "
         f"with {dp['label']}.",
-        "good" if better else "bad",
+        kind,
     )
 
 
