@@ -94,15 +94,8 @@ def generate(
     """
     from tfsynth.io import atomic_directory
     from tfsynth.models import load_generator, set_sampling
-    from tfsynth.models.diffusion import check_sampling
 
-    if n < 1:
-        raise ConfigError(f"n: must be >= 1, got {n}")
-    check_sampling(steps, guidance)
-    if curate:
-        from tfsynth.curation import check_min_confidence
-
-        check_min_confidence(min_confidence)  # before anything is loaded or written
+    _check_args(n, steps, guidance, curate, min_confidence)  # before anything is loaded or written
     trainer = set_sampling(load_generator(model_path), steps, guidance, where=str(model_path))
     resampler = _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate)
     names = resampler.class_names if resampler else _class_names(trainer)
@@ -120,6 +113,18 @@ def generate(
 
 def _class_names(trainer) -> list[str]:
     return trainer.class_names or [str(i) for i in range(max(trainer.num_classes, 1))]
+
+
+def _check_args(n, steps, guidance, curate, min_confidence) -> None:
+    from tfsynth.models.diffusion import check_sampling
+
+    if n < 1:
+        raise ConfigError(f"n: must be >= 1, got {n}")
+    check_sampling(steps, guidance)
+    if curate:
+        from tfsynth.curation import check_min_confidence
+
+        check_min_confidence(min_confidence)
 
 
 def _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate):

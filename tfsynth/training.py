@@ -411,6 +411,18 @@ def train(
     _check_model(plan, data, val, select, sample_steps, guidance)
     _check_options(plan, checkpoint_every, select, val, eval_every, overwrite)
     monitor = _monitor(data, val, plan, eval_every, select, classifier) if val is not None else None
+    summary, chief = _fit_and_keep(plan, data, strategy, precision, jit_compile, sample_steps,
+                                   guidance, checkpoint_every, monitor, callbacks, verbose)  # fmt: skip
+    if monitor is not None:
+        summary.update(monitor.summary(monitor.floor))
+    if chief:
+        write_summary(plan.out_dir, "train", summary)
+    return summary
+
+
+def _fit_and_keep(plan, data, strategy, precision, jit_compile, sample_steps, guidance,
+                  checkpoint_every, monitor, extra_callbacks, verbose) -> tuple[dict, bool]:  # fmt: skip
+    """Restores or builds the trainer, fits it to the plan's end, keeps the model: (summary, chief)."""
     with precision_policy(precision):
         strat = make_strategy(strategy)
         chief = is_chief(strat)
@@ -421,17 +433,13 @@ def train(
         )
         start_step = int(trainer.train_steps.numpy())
         guard = NaNGuard()
-        cbs = _callbacks(plan, write_dir, guard, checkpoint_every, monitor, callbacks)
+        cbs = _callbacks(plan, write_dir, guard, checkpoint_every, monitor, extra_callbacks)
         t0 = time.perf_counter()
         history = _fit_resuming(trainer, data, plan, strat, cbs, verbose)
         wall = time.perf_counter() - t0
         trainer, end_step = _finalize(trainer, plan, write_dir, guard, monitor, chief)
     summary = _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history)
-    if monitor is not None:
-        summary.update(monitor.summary(monitor.floor))
-    if chief:
-        write_summary(plan.out_dir, "train", summary)
-    return summary
+    return summary, chief
 
 
 def _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history) -> dict:
