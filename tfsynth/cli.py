@@ -576,16 +576,20 @@ def _add_run(sub) -> None:
 # -- ssl / pseudo-label -------------------------------------------------------
 
 
+def _config_of(cls, args):
+    """`cls` (a config dataclass) from the flags given; absent flags keep its defaults."""
+    given = {f: getattr(args, f, None) for f in cls.__dataclass_fields__}
+    return cls(**{f: v for f, v in given.items() if v is not None})
+
+
 def _cmd_ssl(args) -> None:
     from tfsynth.selfsup import SSLConfig, train_ssl
 
-    fields = {
-        f: getattr(args, f)
-        for f in SSLConfig.__dataclass_fields__
-        if getattr(args, f, None) is not None
-    }
     s = train_ssl(
-        SSLConfig(**fields), args.out, overwrite=args.overwrite, log=None if args.quiet else print
+        _config_of(SSLConfig, args),
+        args.out,
+        overwrite=args.overwrite,
+        log=None if args.quiet else print,
     )
     knn = f", probe k-NN accuracy {s['knn_accuracy']:.3f}" if "knn_accuracy" in s else ""
     print(
@@ -620,12 +624,9 @@ def _add_ssl(sub) -> None:
 def _cmd_pseudo_label(args) -> None:
     from tfsynth.selfsup import PseudoLabelConfig, pseudo_label
 
-    fields = {
-        f: getattr(args, f)
-        for f in PseudoLabelConfig.__dataclass_fields__
-        if getattr(args, f, None) is not None
-    }
-    s = pseudo_label(PseudoLabelConfig(**fields), args.out, overwrite=args.overwrite, log=print)
+    s = pseudo_label(
+        _config_of(PseudoLabelConfig, args), args.out, overwrite=args.overwrite, log=print
+    )
     acc = (
         f", pseudo-label accuracy {s['pseudo_label_accuracy']:.3f}"
         if "pseudo_label_accuracy" in s
