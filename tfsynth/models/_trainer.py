@@ -143,6 +143,21 @@ def deserialize(config: dict, keys) -> dict:
     return config
 
 
+class OneOptimizerCompile:
+    """Mixin: the compile config of a trainer with one optimizer (VAE, Diffusion, SimCLR).
+
+    `.keras` files store the optimizer and `jit_compile`; loading calls the
+    class's own `compile`, so its defaults (loss scaling, eager build) apply.
+    """
+
+    def get_compile_config(self):
+        return {**serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}
+
+    def compile_from_config(self, config):
+        config = deserialize(config, ("optimizer",))
+        self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
+
+
 def _raw(v):
     return v.value if isinstance(v, keras.Variable) else v
 

@@ -70,7 +70,7 @@ def draw_seeds(step_seed):
 
 
 @keras.saving.register_keras_serializable(package="tfsynth")
-class Diffusion(_trainer.ConditionalTrainer):
+class Diffusion(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
     """A denoising diffusion model (DDPM, Ho et al.) trained with a custom `train_step`.
 
     Training draws t ~ U(0, 1) and eps ~ N(0, I) per image, noises it with
@@ -181,13 +181,6 @@ class Diffusion(_trainer.ConditionalTrainer):
         opt = _trainer.with_loss_scaling(opt, self.dtype_policy.name)
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.network.trainable_variables)
-
-    def get_compile_config(self):
-        return {**_trainer.serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}
-
-    def compile_from_config(self, config):
-        config = _trainer.deserialize(config, ("optimizer",))
-        self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
 
     # -- model ---------------------------------------------------------------
     def _inputs(self, x, t, labels):

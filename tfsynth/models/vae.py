@@ -12,7 +12,7 @@ from tfsynth.models import _trainer, losses, networks
 
 
 @keras.saving.register_keras_serializable(package="tfsynth")
-class VAE(_trainer.ConditionalTrainer):
+class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
     """A (conditional) variational autoencoder with a custom `train_step`.
 
     The loss is the Bernoulli reconstruction term (pixels in [-1, 1] read as
@@ -92,13 +92,6 @@ class VAE(_trainer.ConditionalTrainer):
         opt = _trainer.with_loss_scaling(opt, self.dtype_policy.name)
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        return {**_trainer.serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}
-
-    def compile_from_config(self, config):
-        config = _trainer.deserialize(config, ("optimizer",))
-        self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
 
     def call(self, inputs, training=False):
         images, labels = self._unpack(inputs)

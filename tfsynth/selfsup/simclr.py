@@ -11,7 +11,7 @@ from tfsynth.selfsup.networks import build_encoder, build_projection_head, nt_xe
 
 
 @keras.saving.register_keras_serializable(package="tfsynth")
-class SimCLR(keras.Model):
+class SimCLR(_trainer.OneOptimizerCompile, keras.Model):
     """SimCLR: an encoder and a projection head trained with NT-Xent on pairs of views.
 
     `fit` takes batches `(view1, view2)` of float images in [-1, 1], two
@@ -65,13 +65,6 @@ class SimCLR(keras.Model):
         opt = _trainer.get_optimizer(optimizer, lambda: keras.optimizers.Adam(1e-3))
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        return {**_trainer.serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}
-
-    def compile_from_config(self, config):
-        config = _trainer.deserialize(config, ("optimizer",))
-        self.compile(optimizer=config["optimizer"], jit_compile=config.get("jit_compile", "auto"))
 
     def call(self, inputs, training=False):
         return self.encoder(inputs, training=training)
