@@ -142,3 +142,17 @@ def test_training_still_exports_generate():
     import tfsynth.training
 
     assert tfsynth.training.generate is generate is tfsynth.generate
+
+
+def test_a_trainer_object_generates_what_its_file_does(runs, tmp_path):
+    run_dir, model, clf = runs["cgan"]
+    generate(run_dir, 12, seed=4, out=tmp_path / "p", curate=True, min_confidence=0.6)
+    generate(model, 12, seed=4, out=tmp_path / "o", curate=True, min_confidence=0.6, classifier=clf)
+    (a, _, ma), (b, _, mb) = _read(tmp_path / "p"), _read(tmp_path / "o")
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert ma["metadata"]["generator"]["model_path"] == str(run_dir)
+    assert mb["metadata"]["generator"]["model_path"] == f"model {model.name!r}"
+    with pytest.raises(ConfigError, match="curating a model object needs classifier="):
+        generate(model, 4, out=tmp_path / "bad", curate=True)
+    assert not (tmp_path / "bad").exists()

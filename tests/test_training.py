@@ -29,12 +29,12 @@ def _data(n=16, h=16, k=3):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "cgan"
-    summary = train(_data(), "cgan", epochs=2, out_dir=out, batch_size=4, seed=0, **TINY)
-    return out, summary
+    result = train(_data(), "cgan", epochs=2, out=out, batch_size=4, seed=0, **TINY)
+    return out, result.summary, result
 
 
 def test_train_writes_run_directory(trained):
-    out, summary = trained
+    out, summary, _ = trained
     assert (out / "model.keras").is_file()
     assert not (out / "checkpoint").exists()
     assert (out / "samples" / "epoch_001.png").is_file() and (
@@ -50,7 +50,7 @@ def test_train_writes_run_directory(trained):
 def test_tensorboard_has_scalars_and_image_grids(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out, _ = trained
+    out, _, _ = trained
     samples = EventAccumulator(str(out / "tensorboard" / "samples"), size_guidance={"images": 0})
     samples.Reload()
     # tf.summary.image writes a tensor summary with the image plugin.
@@ -69,7 +69,7 @@ def test_tensorboard_has_scalars_and_image_grids(trained):
 
 
 def test_generate_dataset_dir_same_seed_same_images(trained, tmp_path):
-    out, _ = trained
+    out, _, _ = trained
     m1 = generate(out, 10, labels="2,0", seed=4, out=tmp_path / "g1")
     generate(out / "model.keras", 10, labels="2,0", seed=4, out=tmp_path / "g2", batch_size=3)
     assert m1["num_examples"] == 10 and m1["class_counts"] == [5, 0, 5]
@@ -86,7 +86,7 @@ def test_generate_dataset_dir_same_seed_same_images(trained, tmp_path):
 
 
 def test_generate_bad_input_leaves_nothing(trained, tmp_path):
-    out, _ = trained
+    out, _, _ = trained
     with pytest.raises(ConfigError, match="labels"):
         generate(out, 4, labels="x", out=tmp_path / "g")
     with pytest.raises(ConfigError, match="labels: values must lie in"):
@@ -100,21 +100,21 @@ def test_generate_bad_input_leaves_nothing(trained, tmp_path):
 
 def test_train_bad_input(tmp_path, trained):
     with pytest.raises(ConfigError, match="model: expected one of"):
-        train(_data(), "gan", epochs=1, out_dir=tmp_path / "r", **TINY)
+        train(_data(), "gan", epochs=1, out=tmp_path / "r", **TINY)
     with pytest.raises(DataError, match="fewer than one batch"):
-        train(_data(n=3), "dcgan", epochs=1, out_dir=tmp_path / "r", batch_size=4, **TINY)
+        train(_data(n=3), "dcgan", epochs=1, out=tmp_path / "r", batch_size=4, **TINY)
     with pytest.raises(ConfigError, match="precision"):
         train(
             _data(),
             "dcgan",
             epochs=1,
-            out_dir=tmp_path / "r",
+            out=tmp_path / "r",
             batch_size=4,
             precision="fp8",
             **TINY,
         )
     with pytest.raises(DataError, match="already exists"):
-        train(_data(), "dcgan", epochs=1, out_dir=trained[0], batch_size=4, **TINY)
+        train(_data(), "dcgan", epochs=1, out=trained[0], batch_size=4, **TINY)
     assert listing(tmp_path) == []
 
 
@@ -136,12 +136,12 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
         _data(),
         "dcgan",
         epochs=3,
-        out_dir=tmp_path / "r",
+        out=tmp_path / "r",
         batch_size=4,
         checkpoint_every=2,
         callbacks=[_PoisonAt(6)],
         **TINY,
-    )
+    ).summary
     assert s["terminated_on_nan"] and s["steps"] == 6
     from tfsynth.models import load_generator
 
@@ -156,11 +156,11 @@ def test_mixed_precision(precision, tmp_path):
         _data(n=8),
         "dcgan",
         epochs=1,
-        out_dir=tmp_path / "r",
+        out=tmp_path / "r",
         batch_size=4,
         precision=precision,
         **TINY,
-    )
+    ).summary
     assert s["steps"] == 2 and np.isfinite(s["final"]["g_loss"])
     from tfsynth.models import load_generator
 
@@ -200,9 +200,9 @@ class KillAt(keras.callbacks.Callback):
 rng = np.random.default_rng(0)
 ds = ImageDataset(rng.integers(0, 256, (cfg["n"], 16, 16, 1), dtype=np.uint8), np.arange(cfg["n"]) % 2)
 cbs = [KillAt()] if cfg.get("kill_at") else []
-s = train(ds, cfg["model"], epochs=cfg["epochs"], out_dir=cfg["out"], batch_size=cfg["batch"], width=4,
+s = train(ds, cfg["model"], epochs=cfg["epochs"], out=cfg["out"], batch_size=cfg["batch"], width=4,
           latent_dim=8, verbose=0, jit_compile=False, checkpoint_every=cfg.get("every"),
-          strategy=cfg.get("strategy"), diffaugment=cfg.get("diffaugment"), callbacks=cbs)
+          strategy=cfg.get("strategy"), diffaugment=cfg.get("diffaugment"), callbacks=cbs).summary
 print("RESULT", json.dumps({"steps": s["steps"], "resumed": s["resumed_from_step"],
       "replicas": s["num_replicas"], "d_loss": s["final"].get("d_loss")}))
 """
@@ -267,12 +267,12 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     for i, (kill_at, resumes_from) in enumerate([(3, 2), (7, 6), (11, 10)]):
         proc = _start({**cfg, "kill_at": kill_at})
         if i == 0:  # the uninterrupted run, here while the first one runs
-            fresh = train(_script_data(26), "cgan", out_dir=tmp_path / "f", **options, **TINY)
+            fresh = train(_script_data(26), "cgan", out=tmp_path / "f", **options, **TINY).summary
         killed = _result(proc, check=False)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert json.loads(ckpt.read_text())["step"] == resumes_from
     assert not (tmp_path / "r" / "model.keras").exists()
-    resumed = train(_script_data(26), "cgan", out_dir=tmp_path / "r", **options, **TINY)
+    resumed = train(_script_data(26), "cgan", out=tmp_path / "r", **options, **TINY).summary
     assert (resumed["resumed_from_step"], resumed["steps"], fresh["steps"]) == (10, 12, 12)
     assert not (tmp_path / "r" / "checkpoint").exists()
     a, b = (keras.saving.load_model(tmp_path / d / "model.keras") for d in ("r", "f"))
@@ -332,3 +332,22 @@ def test_multiworker_two_local_workers(tmp_path):
         json.loads((tmp_path / "r" / "summary.json").read_text())["strategy"]
         == "MultiWorkerMirroredStrategy"
     )
+
+
+def test_train_takes_a_config_and_returns_the_kept_model(trained, tmp_path):
+    from tfsynth.config import FitConfig
+
+    out, summary, result = trained
+    # The returned model is the one written to model.keras, weight for weight.
+    on_disk = keras.saving.load_model(out / "model.keras")
+    assert result.out == out and max_abs_diff(result.model, on_disk) == 0.0
+    assert int(result.model.train_steps.numpy()) == summary["steps"] == 8
+    cfg = FitConfig("cgan", epochs=2, batch_size=4, seed=0, width=4, latent_dim=8)
+    again = train(_data(), cfg, out=tmp_path / "c", verbose=0, jit_compile=False)
+    assert max_abs_diff(again.model, on_disk) == 0.0  # the same options as keywords
+    assert again.summary["config"]["batch_size"] == 4 and cfg.jit_compile == "auto"
+    with pytest.raises(
+        ConfigError, match=r"unknown option\(s\) out_dir \(the run directory is `out`\)"
+    ):
+        train(_data(), cfg, out=tmp_path / "d", out_dir=tmp_path / "d")
+    assert not (tmp_path / "d").exists()

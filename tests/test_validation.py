@@ -42,13 +42,13 @@ def validated(tmp_path_factory):
         _data(),
         "cgan",
         epochs=3,
-        out_dir=out,
+        out=out,
         batch_size=4,
         val=_data(8, seed=1, name="val"),
         classifier=clf,
         eval_every=1,
         **TINY,
-    )
+    ).summary
     return out, summary, clf
 
 
@@ -98,7 +98,7 @@ def test_failure_rule():
 
 def test_agreement_selection_needs_a_conditional_model(tmp_path):
     with pytest.raises(ConfigError, match="--select agreement: needs a class-conditional"):
-        train(_data(), "dcgan", epochs=1, out_dir=tmp_path / "r", batch_size=4,
+        train(_data(), "dcgan", epochs=1, out=tmp_path / "r", batch_size=4,
               val=_data(8, seed=1), select="agreement", **TINY)  # fmt: skip
     assert listing(tmp_path) == []
     mon = ValidationMonitor(build_classifier((16, 16, 1), 2, width=4), _data(8), tmp_path)

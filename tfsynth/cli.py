@@ -88,6 +88,10 @@ def _add_data(sub) -> None:
 # -- fuse / export ---------------------------------------------------------
 
 
+def _csv(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -173,6 +177,8 @@ def _cmd_fuse(args) -> None:
 
 
 def _add_fuse(sub) -> None:
+    from tfsynth.config import FuseConfig
+
     p = sub.add_parser(
         "fuse",
         help="build D' from real, augmented and generated data (sharded TFRecord or TFDS)",
@@ -189,10 +195,21 @@ def _add_fuse(sub) -> None:
         help="choose the mix on --val: real only vs real + m x synthetic (see --search-*)",
     )
     p.add_argument("--val", help="validation data spec for --search")
-    p.add_argument("--search-multipliers", type=_float_list, help="e.g. 1,2 (default 1)")
-    p.add_argument("--search-gen-shares", type=_float_list, help="e.g. 0,0.5,1 (default)")
-    p.add_argument("--search-min-confidences", type=_float_list, help="e.g. 0.9 (default)")
-    p.add_argument("--search-seeds", type=int, help="classifier seeds per mix (default 2)")
+    d = FuseConfig()
+    p.add_argument(
+        "--search-multipliers", type=_float_list, help=f"e.g. 1,2 (default {d.multipliers})"
+    )
+    p.add_argument(
+        "--search-gen-shares", type=_float_list, help=f"e.g. 0,0.5,1 (default {_csv(d.gen_shares)})"
+    )
+    p.add_argument(
+        "--search-min-confidences",
+        type=_float_list,
+        help=f"e.g. 0.9 (default {_csv(d.min_confidences)})",
+    )
+    p.add_argument(
+        "--search-seeds", type=int, help=f"classifier seeds per mix (default {d.search_seeds})"
+    )
     p.add_argument("--counts", help="exact counts instead of ratios, e.g. real=5000,gen=5000")
     p.add_argument(
         "--size", type=int, help="size of D' with --ratios (default: all real data once)"
@@ -330,7 +347,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--no-utility", action="store_true", help="skip the classifier trainings")
     p.add_argument("--no-privacy", action="store_true", help="skip the nearest-neighbour distances")
-    p.add_argument("--cache-dir", help="domain classifier cache (default ~/.cache/tfsynth)")
+    p.add_argument(
+        "--cache-dir",
+        help="domain classifier cache (default $TFSYNTH_CACHE_DIR, else ~/.cache/tfsynth)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -339,38 +359,16 @@ def _add_evaluate(sub) -> None:
 
 
 def _cmd_train(args) -> None:
+    from tfsynth.config import FitConfig
     from tfsynth.data import load_dataset
     from tfsynth.training import train
 
     data = load_dataset(args.data)
     val = load_dataset(args.val) if args.val else None
-    s = train(
-        data,
-        args.model,
-        epochs=args.epochs,
-        steps=args.steps,
-        out_dir=args.out,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        width=args.width,
-        latent_dim=args.latent_dim,
-        learning_rate=args.lr,
-        loss=args.loss,
-        n_critic=args.n_critic,
-        ema_decay=args.ema,
-        diffaugment=args.diffaugment,
-        beta=args.beta,
-        strategy=args.strategy,
-        precision=args.precision,
-        jit_compile=False if args.no_xla else "auto",
-        checkpoint_every=args.checkpoint_every,
-        steps_per_epoch=args.steps_per_epoch,
-        val=val,
-        eval_every=args.eval_every,
-        select=args.select,
-        overwrite=args.overwrite,
-        verbose=0 if args.quiet else "auto",
-    )
+    cfg = _config_of(FitConfig, args)
+    if args.no_xla:
+        cfg = cfg.replace(jit_compile=False)
+    s = train(data, cfg, out=args.out, val=val, verbose=0 if args.quiet else "auto").summary
     print(
         f"trained {s['model']} for {s['steps']} steps ({s['images_per_second']:.0f} images/s); "
         f"wrote {s['model_path']}"
@@ -385,13 +383,16 @@ def _cmd_train(args) -> None:
 
 
 def _add_train(sub) -> None:
+    from tfsynth.config import FitConfig
     from tfsynth.models import MODEL_NAMES
     from tfsynth.training import PRECISIONS, STRATEGIES
 
     p = sub.add_parser("train", help="train a GAN, VAE or ddpm on a dataset (D_gen)")
     p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
-    p.add_argument("--model", default="dcgan", choices=MODEL_NAMES)
-    p.add_argument("--epochs", type=int, default=None, help="default: per model (see docs)")
+    p.add_argument("--model", choices=MODEL_NAMES, help=f"default {FitConfig.model}")
+    p.add_argument(
+        "--epochs", type=int, help=f"passes over the data (default {FitConfig.DEFAULT_EPOCHS})"
+    )
     p.add_argument(
         "--steps", type=int, default=None, help="train for this many optimizer steps instead"
     )
@@ -403,21 +404,23 @@ def _add_train(sub) -> None:
         help="validation data spec: val/fid and val/label_agreement while training, best model kept",
     )
     p.add_argument("--eval-every", type=int, default=None, help="epochs between validations")
-    p.add_argument(
-        "--select", default="fid", help="keep the best model by fid (default) or agreement"
-    )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--select", help="keep the best model by fid (default) or agreement")
+    p.add_argument("--batch-size", type=int, help=f"default {FitConfig.batch_size}")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--width", type=int, default=None, help="network width (channels)")
     p.add_argument("--latent-dim", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate of both optimizers")
+    p.add_argument(
+        "--lr", dest="learning_rate", type=float, help="learning rate (default: the model's)"
+    )
     p.add_argument("--loss", choices=["dcgan", "hinge", "wgan-gp"], default=None, help="cgan loss")
     p.add_argument("--n-critic", type=int, default=None)
-    p.add_argument("--ema", type=float, default=0.999, help="generator EMA decay (0 disables)")
+    p.add_argument(
+        "--ema", dest="ema_decay", type=float, help="EMA decay (0 disables; default 0.999)"
+    )
     p.add_argument("--diffaugment", default=None, help="e.g. translation,cutout,color")
-    p.add_argument("--beta", type=float, default=1.0, help="VAE KL weight")
-    p.add_argument("--strategy", choices=STRATEGIES, default="none")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--beta", type=float, help="VAE KL weight (default 1)")
+    p.add_argument("--strategy", choices=STRATEGIES)
+    p.add_argument("--precision", choices=PRECISIONS, help="default float32")
     p.add_argument(
         "--no-xla",
         action="store_true",

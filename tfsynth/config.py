@@ -57,6 +57,69 @@ class DataConfig:
 
 
 @dataclass
+class FitConfig:
+    """How one model is trained: the options of `tfsynth train` and `training.train`.
+
+    The CLI builds one from its flags and `tfsynth run` one per model from
+    its `TrainConfig` (`TrainConfig.fit_config`); `train(data, config)`
+    reads every option from it. None means "the model's own default"
+    (width, latent size, learning rate, loss, n_critic, EMA decay and beta
+    are defined once, in the trainers). Training lasts `epochs` passes
+    (`DEFAULT_EPOCHS` when neither is given) or `steps` optimizer steps.
+
+    Example:
+
+    >>> cfg = FitConfig("cgan", steps=200, width=8)
+    >>> cfg.replace(seed=3).seed, cfg.model, FitConfig.from_dict(cfg.to_dict()) == cfg
+    (3, 'cgan', True)
+    """
+
+    DEFAULT_EPOCHS = 20
+
+    model: str = "dcgan"
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+    width: int | None = None
+    latent_dim: int | None = None
+    learning_rate: float | None = None
+    loss: str | None = None
+    n_critic: int | None = None
+    ema_decay: float | None = None
+    diffaugment: str | None = None
+    beta: float | None = None
+    sample_steps: int | None = None  # a ddpm's DDIM defaults, saved with the model
+    guidance: float | None = None
+    strategy: Any = None  # None, "mirrored", "multiworker", "tpu" or a tf.distribute.Strategy
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"
+    checkpoint_every: int | None = None
+    steps_per_epoch: int | None = None
+    eval_every: int | None = None  # epochs between validations (with `val`)
+    select: str = "fid"
+    overwrite: bool = False
+
+    def replace(self, **changes) -> FitConfig:
+        """A copy with `changes`; an unknown option raises ConfigError naming it."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            hint = " (the run directory is `out`)" if "out_dir" in unknown else ""
+            raise ConfigError(f"train: unknown option(s) {', '.join(unknown)}{hint}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["strategy"] is not None and not isinstance(d["strategy"], str):
+            d["strategy"] = type(d["strategy"]).__name__
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> FitConfig:
+        return _from_dict(cls, d, "train")
+
+
+@dataclass
 class TrainConfig:
     """The generator(s) and how long to train them.
 
@@ -74,7 +137,7 @@ class TrainConfig:
 
     model: str = "cgan"
     steps: int = 2500
-    batch_size: int = 64
+    batch_size: int = FitConfig.batch_size
     width: int = 32
     latent_dim: int = 64
     diffaugment: str | None = "auto"
@@ -91,6 +154,13 @@ class TrainConfig:
         """The settings `name` trains with: these fields, then `per_model[name]`."""
         base = {k: getattr(self, k, None) for k in MODEL_SETTING_KEYS}
         return {**base, **self.per_model.get(name, {})}
+
+    def fit_config(self, name: str, **options) -> FitConfig:
+        """The `FitConfig` that trains `name` with these settings, plus `options`."""
+        settings = self.for_model(name)
+        if name != "ddpm":
+            del settings["sample_steps"], settings["guidance"]  # a DDIM sampler's
+        return FitConfig(model=name, **settings).replace(**options)
 
     def validate_per_model(self) -> None:
         """Raises ConfigError naming the first bad `per_model` entry."""

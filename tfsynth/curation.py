@@ -23,7 +23,6 @@ can give exact class counts.
 from __future__ import annotations
 
 import numbers
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,20 @@ def check_min_confidence(value: Any) -> float:
     return float(value)
 
 
-def default_classifier_path(model_path: str | os.PathLike) -> Path:
-    """The classifier saved in a generator's run directory (next to model.keras)."""
-    p = Path(model_path)
+def default_classifier_path(model) -> Path:
+    """The classifier saved in a generator's run directory (next to model.keras).
+
+    `model` is a path (or `train`'s result); a bare trainer has no run
+    directory, so curating one needs an explicit classifier.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        raise ConfigError(
+            f"model {model.name!r}: curating a model object needs classifier= "
+            "(a .keras path or a keras.Model)"
+        )
+    p = Path(model)
     return (p if p.is_dir() else p.parent) / CLASSIFIER_FILE
 
 

@@ -124,15 +124,16 @@ def serving_module(model):
 
 
 def export_generator(
-    model_path: str | os.PathLike,
+    model,
     out_root: str | os.PathLike,
     name: str | None = None,
     version: int | None = None,
 ) -> Path:
-    """Writes the generator of `model_path` as OUT_ROOT[/NAME]/VERSION/.
+    """Writes the generator of `model` as OUT_ROOT[/NAME]/VERSION/.
 
     Args:
-        model_path: DIR/model.keras of a tfsynth trainer (or its directory).
+        model: DIR/model.keras of a tfsynth trainer (or its directory), the
+            trainer itself, or `train`'s result.
         out_root: e.g. ``saved_models/NAME``; with `name`, the model goes to
             ``out_root/name``.
         name: optional sub-directory of `out_root`.
@@ -146,7 +147,7 @@ def export_generator(
     import tensorflow as tf
 
     from tfsynth.io import atomic_directory
-    from tfsynth.models import load_generator, model_id
+    from tfsynth.models import describe, load_generator, model_id
     from tfsynth.summary import write_summary
 
     root = Path(out_root) / name if name else Path(out_root)
@@ -156,7 +157,7 @@ def export_generator(
         isinstance(version, bool) or not isinstance(version, int) or version < 1
     ):
         raise ConfigError(f"--version: expected an integer >= 1, got {version!r}")
-    model = load_generator(model_path)
+    source, model = describe(model), load_generator(model)
     version = next_version(root) if version is None else version
     final = root / str(version)
     if final.exists():
@@ -175,7 +176,7 @@ def export_generator(
             tmp,
             "export",
             {
-                "model": str(model_path),
+                "model": source,
                 "model_id": model_id(model),
                 "out": str(final),
                 "version": version,

@@ -36,7 +36,7 @@ CONFIDENCE = {"confidence": {"dtype": "float32", "shape": []}}
 
 
 def generate(
-    model_path: str | os.PathLike,
+    model,
     n: int,
     *,
     labels="uniform",
@@ -59,7 +59,8 @@ def generate(
     kept from training; the manifest metadata says so).
 
     Args:
-        model_path: DIR (holding model.keras) or a .keras file.
+        model: DIR (holding model.keras), a .keras file, a trainer, or
+            `train`'s result.
         n: number of images.
         labels: "uniform" (cycle over classes), "match" (training class
             proportions), "0,3,..." (repeated), or an int array of length n.
@@ -74,7 +75,7 @@ def generate(
         min_confidence: the curation threshold, 0 < t < 1.
         classifier: the curating classifier, a .keras path or a
             `keras.Model` (default: classifier.keras in the model's run
-            directory).
+            directory; needed when `model` is a bare trainer).
         steps, guidance: a ddpm's DDIM steps and guidance (default: those
             saved with the model; see `Diffusion.set_sampling`).
 
@@ -93,11 +94,11 @@ def generate(
     [0, 5]
     """
     from tfsynth.io import atomic_directory
-    from tfsynth.models import load_generator, set_sampling
+    from tfsynth.models import describe, load_generator, set_sampling
 
     _check_args(n, steps, guidance, curate, min_confidence)  # before anything is loaded or written
-    trainer = set_sampling(load_generator(model_path), steps, guidance, where=str(model_path))
-    resampler = _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate)
+    trainer = set_sampling(load_generator(model), steps, guidance, where=describe(model))
+    resampler = _resampler(trainer, model, n, seed, min_confidence, classifier, curate)
     names = resampler.class_names if resampler else _class_names(trainer)
     wanted = _wanted_labels(trainer, n, labels, seed, len(names), bool(resampler))
     t0 = time.perf_counter()
@@ -105,9 +106,7 @@ def generate(
         shards = _write_shards(
             tmp, trainer, n, wanted, seed, batch_size, examples_per_shard, names, resampler
         )
-        manifest = _finish(
-            tmp, out, trainer, model_path, seed, labels, names, shards, resampler, t0
-        )
+        manifest = _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0)
     return manifest
 
 
@@ -127,19 +126,20 @@ def _check_args(n, steps, guidance, curate, min_confidence) -> None:
         check_min_confidence(min_confidence)
 
 
-def _resampler(trainer, model_path, n, seed, min_confidence, classifier, curate):
+def _resampler(trainer, model, n, seed, min_confidence, classifier, curate):
     """The curating `Resampler` (None without curation)."""
     if not curate:
         return None
     from tfsynth.curation import Resampler, default_classifier_path, load_curator
+    from tfsynth.models import describe
 
-    source = classifier if classifier is not None else default_classifier_path(model_path)
+    source = classifier if classifier is not None else default_classifier_path(model)
     curator = load_curator(source, min_confidence)
     names = trainer.class_names or [
         str(i) for i in range(trainer.num_classes or curator.num_classes)
     ]
-    curator.check_compatible(trainer.image_shape, names, where=str(model_path))
-    return Resampler(trainer, names, seed=seed, stride=n, curator=curator, where=str(model_path))
+    curator.check_compatible(trainer.image_shape, names, where=describe(model))
+    return Resampler(trainer, names, seed=seed, stride=n, curator=curator, where=describe(model))
 
 
 class _Classes:
@@ -190,16 +190,16 @@ def _write_shards(tmp, trainer, n, wanted, seed, batch_size, per_shard, names, r
     return shards
 
 
-def _finish(tmp, out, trainer, model_path, seed, labels, names, shards, resampler, t0):
+def _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0):
     """Writes manifest.json and summary.json into `tmp`; returns the manifest."""
     from tfsynth.data.records import MANIFEST, make_manifest
     from tfsynth.io import atomic_write_json
-    from tfsynth.models import model_id
+    from tfsynth.models import describe, model_id
     from tfsynth.summary import write_summary
 
     mid = model_id(trainer)
     gen = {
-        "model_path": str(model_path),
+        "model_path": describe(model),
         "model_id": mid,
         "seed": seed,
         "labels": labels if isinstance(labels, str) else "explicit",

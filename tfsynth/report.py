@@ -323,7 +323,7 @@ def _html(blocks: list[Block], title: str) -> str:
 
 
 def write_report(
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     summary: Mapping[str, Any],
     figures: Mapping[str, str] | None = None,
     *,
@@ -335,9 +335,9 @@ def write_report(
     """Writes OUT_DIR/summary.json, report.md and report.html.
 
     Args:
-        out_dir: the run directory (figures' relative paths resolve here).
+        out: the run directory (figures' relative paths resolve here).
         summary: the flat summary (e.g. from `tfsynth.evaluation.evaluate`).
-        figures: {name: path relative to out_dir}; defaults to the
+        figures: {name: path relative to out}; defaults to the
             summary's ``figures.<name>`` entries. Missing files are skipped.
         sections: extra (heading, text or {field: value}) parts, appended
             after the metric tables, e.g. a training section from `tfsynth run`.
@@ -357,14 +357,14 @@ def write_report(
     >>> "FID" in paths["markdown"].read_text()
     True
     """
-    out_dir = Path(out_dir)
+    out = Path(out)
     if figures is None:
         figures = {k.split(".", 1)[1]: v for k, v in summary.items() if k.startswith("figures.")}
-    figures = {k: str(v) for k, v in figures.items() if (out_dir / str(v)).is_file()}
+    figures = {k: str(v) for k, v in figures.items() if (out / str(v)).is_file()}
     blocks = _blocks(summary, figures, list(sections), title, lead)
-    paths = {"summary": write_summary(out_dir, command, summary)}
-    paths["markdown"] = atomic_write_text(out_dir / "report.md", _markdown(blocks))
-    paths["html"] = atomic_write_text(out_dir / "report.html", _html(blocks, title))
+    paths = {"summary": write_summary(out, command, summary)}
+    paths["markdown"] = atomic_write_text(out / "report.md", _markdown(blocks))
+    paths["html"] = atomic_write_text(out / "report.html", _html(blocks, title))
     return paths
 
 

@@ -281,22 +281,15 @@ def _train(r: _Run, models) -> dict[str, Any]:
     for name in models:
         if (r.model_dir(name) / "model.keras").exists():
             continue
-        settings = t.for_model(name)
-        if name != "ddpm":
-            del settings["sample_steps"], settings["guidance"]  # a DDIM sampler's
-        r.log(f"  training {name} for {settings['steps']} steps")
-        s = train(
-            data,
+        cfg = t.fit_config(
             name,
-            **settings,
-            out_dir=r.model_dir(name),
             seed=r.seed,
             diffaugment=_diffaugment(r),
-            val=r.dataset("val"),
             select=t.select if is_conditional(name, data.num_classes) else "fid",
             eval_every=t.eval_every,
-            verbose=r.verbose,
         )
+        r.log(f"  training {name} for {cfg.steps} steps")
+        s = train(data, cfg, out=r.model_dir(name), val=r.dataset("val"), verbose=r.verbose).summary
         if s.get("generator_failed"):
             r.log(f"  {name} FAILED on validation: {s['generator_failed_reason']}")
         result[name] = {k: s.get(k) for k in ("steps", "images_per_second", "val_fid")}

@@ -45,7 +45,7 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def write_summary(out_dir: str | os.PathLike, command: str, fields: Mapping[str, Any]) -> Path:
+def write_summary(out: str | os.PathLike, command: str, fields: Mapping[str, Any]) -> Path:
     """Writes OUT_DIR/summary.json with `fields` flattened plus versions and time."""
     record = {
         "command": command,
@@ -53,6 +53,6 @@ def write_summary(out_dir: str | os.PathLike, command: str, fields: Mapping[str,
         **flatten(fields),
         **flatten({"versions": versions()}),
     }
-    path = Path(out_dir) / "summary.json"
+    path = Path(out) / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(path, record)

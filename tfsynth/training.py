@@ -18,7 +18,9 @@ checkpoint, so on CPU the resumed run ends with the same weights and
 optimizer state as an uninterrupted one, bit for bit. A NaN/inf loss stops training and keeps the last good
 checkpoint as model.keras.
 
-`generate` samples a trained model into a tfsynth dataset directory.
+`FitConfig` (tfsynth.config) holds every option and its default; `train`
+returns a `Trained` (the kept model, the summary, OUT). Sampling a model
+into a dataset directory is `tfsynth.generation.generate`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsynth.config import FitConfig
 from tfsynth.errors import ConfigError, DataError, TfsynthError
 from tfsynth.generation import generate  # noqa: F401  (moved there; re-exported)
 from tfsynth.io import atomic_write_json
@@ -56,16 +59,6 @@ from tfsynth.summary import write_summary
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("none", "mirrored", "multiworker", "tpu")
-# Default epochs per model for small datasets such as mnist-10k[:8000].
-DEFAULT_EPOCHS = {
-    "dcgan": 20,
-    "hinge": 20,
-    "cgan": 20,
-    "wgan-gp": 20,
-    "vae": 20,
-    "cvae": 20,
-    "ddpm": 20,
-}
 CHECKPOINT_DIR = "checkpoint"
 CLASSIFIER_FILE = "classifier.keras"
 LAST_FILE = "last.keras"
@@ -330,15 +323,25 @@ MIN_EPOCH_STEPS = 100
 
 @dataclasses.dataclass
 class _Plan:
-    """What one `train` call will do, derived from its arguments."""
+    """What one `train` call will do: its config, epochs and steps per epoch."""
 
-    model: str
+    cfg: FitConfig
     epochs: int
     steps_per_epoch: int
-    batch_size: int
-    seed: int
     out_dir: Path
-    config: dict
+    config: dict  # recorded in summary.json
+
+    @property
+    def model(self) -> str:
+        return self.cfg.model
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.seed
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.batch_size
 
     @property
     def final(self) -> Path:
@@ -349,48 +352,48 @@ class _Plan:
         return self.out_dir / CHECKPOINT_DIR
 
 
+@dataclasses.dataclass
+class Trained:
+    """What `train` returns: the kept model, the summary and the run directory.
+
+    `model` is the trainer written to OUT/model.keras (the best on
+    validation when `val` was given); `summary` is OUT/summary.json. It is
+    a path-like of OUT: `generate(train(...), 100, out=...)` works.
+    """
+
+    model: keras.Model
+    summary: dict[str, Any]
+    out: Path
+
+    def __fspath__(self) -> str:
+        # Path-like as its run directory, so every API that takes a model's
+        # path (generate, fuse --gen, export_generator) takes this result.
+        return os.fspath(self.out)
+
+
 def train(
-    data, model: str = "dcgan", *, epochs: int | None = None, steps: int | None = None,
-    out_dir: str | os.PathLike, batch_size: int = 64, seed: int = 0,
-    width: int | None = None, latent_dim: int | None = None,
-    learning_rate: float | None = None, loss: str | None = None, n_critic: int | None = None,
-    ema_decay: float = 0.999, diffaugment: str | None = None, beta: float = 1.0,
-    sample_steps: int | None = None, guidance: float | None = None,
-    strategy=None, precision: str = "float32", jit_compile: bool | str = "auto",
-    checkpoint_every: int | None = None, steps_per_epoch: int | None = None,
-    val=None, eval_every: int | None = None, select: str = "fid", classifier=None,
-    overwrite: bool = False, verbose: int | str = "auto",
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> dict[str, Any]:  # fmt: skip
+    data, config: FitConfig | str | None = None, *, out: str | os.PathLike, val=None,
+    classifier=None, callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto", **options,
+) -> Trained:  # fmt: skip
     """Trains a generative model on `data` and writes a run directory.
 
     Args:
-        data: the real `ImageDataset`; model: one of `tfsynth.models.MODEL_NAMES`.
-        epochs: passes over the data (default `DEFAULT_EPOCHS[model]`), or
-        steps: a budget of optimizer steps, so 300 images get as many updates
-            as 7,000 (epochs then have >= MIN_EPOCH_STEPS steps of repeated data).
-        out_dir: the run directory (see the module docstring).
-        batch_size, seed: the global batch (static shapes) and the one seed of
-            weights, noise, shuffling and sample grids.
-        width, latent_dim, learning_rate, loss, n_critic, ema_decay,
-            diffaugment, beta: model options (`GAN`, `VAE`; defaults per model).
-        sample_steps, guidance: a ddpm's DDIM defaults (`Diffusion.set_sampling`),
-            used by its validation and saved in model.keras; None keeps the model's.
-        strategy: None, "mirrored", "multiworker" (TF_CONFIG), "tpu" or a Strategy.
-        precision: "float32", "mixed_bfloat16" or "mixed_float16" (loss scaling).
-        jit_compile: True, False or "auto" (XLA on accelerators only).
-        checkpoint_every, steps_per_epoch: extra checkpoints; a cap per epoch.
-        val: a validation `ImageDataset`: every `eval_every` epochs (default:
-            about 10 evaluations) the samples are scored on it
-            (`tfsynth.validation`); model.keras is the best by `select`
-            ("fid" or "agreement"), last.keras the last model.
+        data: the real `ImageDataset`.
+        config: a `FitConfig` (every option and its default), or a model
+            name (one of `tfsynth.models.MODEL_NAMES`) for `FitConfig(name)`.
+        out: the run directory (see the module docstring); rerun to resume.
+        val: a validation `ImageDataset`: every `config.eval_every` epochs
+            (default: about 10 evaluations) the samples are scored on it
+            (`tfsynth.validation`); model.keras is the best by
+            `config.select` ("fid" or "agreement"), last.keras the last model.
         classifier: the real-data classifier for `val` (default: the cached
             domain classifier of `data`), saved as OUT/classifier.keras.
-        overwrite, verbose, callbacks: replace a finished run; Keras verbosity;
-            extra Keras callbacks.
+        callbacks, verbose: extra Keras callbacks; Keras verbosity.
+        **options: `FitConfig` fields that replace the config's.
 
     Returns:
-        The summary dict that is also written to OUT/summary.json.
+        A `Trained`: the kept model, the summary (also OUT/summary.json), OUT.
 
     Example:
 
@@ -398,48 +401,46 @@ def train(
     >>> from tfsynth.data import ImageDataset
     >>> ds = ImageDataset(np.zeros((8, 16, 16, 1), np.uint8), np.arange(8) % 2)
     >>> out = os.path.join(tempfile.mkdtemp(), "run")
-    >>> s = train(ds, "cgan", epochs=1, out_dir=out, batch_size=4, width=4,
-    ...           latent_dim=8, verbose=0, jit_compile=False)
-    >>> s["steps"], os.path.isfile(os.path.join(out, "model.keras"))
-    (2, True)
+    >>> cfg = FitConfig("cgan", epochs=1, batch_size=4, width=4, latent_dim=8, jit_compile=False)
+    >>> result = train(ds, cfg, out=out, verbose=0)
+    >>> result.summary["steps"], result.model.num_classes, (result.out / "model.keras").is_file()
+    (2, 2, True)
     """
-    plan = _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch)
-    plan.config.update(width=width, latent_dim=latent_dim, learning_rate=learning_rate, loss=loss,
-                       n_critic=n_critic, ema_decay=ema_decay, diffaugment=diffaugment, beta=beta,
-                       precision=precision, select=select if val is not None else None,
-                       sample_steps=sample_steps, guidance=guidance)  # fmt: skip
-    _check_model(plan, data, val, select, sample_steps, guidance)
-    _check_options(plan, checkpoint_every, select, val, eval_every, overwrite)
-    monitor = _monitor(data, val, plan, eval_every, select, classifier) if val is not None else None
-    summary, chief = _fit_and_keep(plan, data, strategy, precision, jit_compile, sample_steps,
-                                   guidance, checkpoint_every, monitor, callbacks, verbose)  # fmt: skip
+    cfg = config if isinstance(config, FitConfig) else FitConfig(config or FitConfig.model)
+    cfg = cfg.replace(**options)
+    plan = _plan(data, cfg, out, val is not None)
+    _check_model(plan, data, val)
+    _check_options(plan, val)
+    monitor = _monitor(data, val, plan, classifier) if val is not None else None
+    summary, chief, kept = _fit_and_keep(plan, data, monitor, callbacks, verbose)
     if monitor is not None:
         summary.update(monitor.summary(monitor.floor))
     if chief:
         write_summary(plan.out_dir, "train", summary)
-    return summary
+    return Trained(kept, summary, plan.out_dir)
 
 
-def _fit_and_keep(plan, data, strategy, precision, jit_compile, sample_steps, guidance,
-                  checkpoint_every, monitor, extra_callbacks, verbose) -> tuple[dict, bool]:  # fmt: skip
-    """Restores or builds the trainer, fits it to the plan's end, keeps the model: (summary, chief)."""
-    with precision_policy(precision):
-        strat = make_strategy(strategy)
+def _fit_and_keep(plan: _Plan, data, monitor, extra_callbacks, verbose):
+    """Restores or builds the trainer, fits it to the plan's end, keeps the model.
+
+    Returns (summary, is the chief, the kept model).
+    """
+    cfg = plan.cfg
+    with precision_policy(cfg.precision):
+        strat = make_strategy(cfg.strategy)
         chief = is_chief(strat)
         # Non-chief workers of a multi-worker run write to a scratch directory.
         write_dir = plan.out_dir if chief else Path(tempfile.mkdtemp(prefix="tfsynth-worker-"))
-        trainer = set_sampling(
-            _restore_or_build(plan, data, strat, jit_compile), sample_steps, guidance
-        )
+        trainer = set_sampling(_restore_or_build(plan, data, strat), cfg.sample_steps, cfg.guidance)
         start_step = int(trainer.train_steps.numpy())
         guard = NaNGuard()
-        cbs = _callbacks(plan, write_dir, guard, checkpoint_every, monitor, extra_callbacks)
+        cbs = _callbacks(plan, write_dir, guard, monitor, extra_callbacks)
         t0 = time.perf_counter()
         history = _fit_resuming(trainer, data, plan, strat, cbs, verbose)
         wall = time.perf_counter() - t0
-        trainer, end_step = _finalize(trainer, plan, write_dir, guard, monitor, chief)
+        trainer, kept, end_step = _finalize(trainer, plan, write_dir, guard, monitor, chief)
     summary = _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history)
-    return summary, chief
+    return summary, chief, kept
 
 
 def _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, history) -> dict:
@@ -465,16 +466,18 @@ def _summary(plan, data, trainer, start_step, end_step, wall, strat, guard, hist
     }
 
 
-def _check_options(plan: _Plan, checkpoint_every, select, val, eval_every, overwrite) -> None:
-    """The remaining argument checks; clears a finished run when overwriting."""
+def _check_options(plan: _Plan, val) -> None:
+    """The remaining option checks; clears a finished run when overwriting."""
     from tfsynth.validation import HISTORY_FILE
 
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ConfigError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
-    if eval_every is not None and (isinstance(eval_every, bool) or eval_every < 1):
-        raise ConfigError(f"--eval-every: expected a positive number of epochs, got {eval_every!r}")
+    cfg = plan.cfg
+    if cfg.checkpoint_every is not None and cfg.checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every: must be >= 1, got {cfg.checkpoint_every}")
+    every = cfg.eval_every
+    if every is not None and (isinstance(every, bool) or every < 1):
+        raise ConfigError(f"--eval-every: expected a positive number of epochs, got {every!r}")
     if plan.final.exists():
-        if not overwrite:
+        if not cfg.overwrite:
             raise DataError(
                 f"{plan.final}: already exists; choose another --out or pass --overwrite"
             )
@@ -482,64 +485,62 @@ def _check_options(plan: _Plan, checkpoint_every, select, val, eval_every, overw
         (plan.out_dir / HISTORY_FILE).unlink(missing_ok=True)
 
 
-def _check_model(plan: _Plan, data, val, select, sample_steps, guidance) -> None:
+def _check_model(plan: _Plan, data, val) -> None:
     """Checks that need the model name and the data, before anything is written."""
     from tfsynth.validation import check_select
 
-    check_image_shape(plan.model, data.shape)
-    if plan.model in ("cgan", "cvae"):
-        data.require_labels(f"train --model {plan.model} (class-conditional)")
+    cfg = plan.cfg
+    check_image_shape(cfg.model, data.shape)
+    if cfg.model in ("cgan", "cvae"):
+        data.require_labels(f"train --model {cfg.model} (class-conditional)")
     if val is not None:
         data.require_labels("train --val (the validation classifier)")
-    check_select(select, conditional=val is None or is_conditional(plan.model, data.num_classes))
-    if plan.model != "ddpm" and (sample_steps is not None or guidance is not None):
-        raise ConfigError(f"sample_steps, guidance: set a ddpm's DDIM sampler, not a {plan.model}")
-    check_sampling(sample_steps, guidance)
+    conditional = val is None or is_conditional(cfg.model, data.num_classes)
+    check_select(cfg.select, conditional=conditional)
+    if cfg.model != "ddpm" and (cfg.sample_steps is not None or cfg.guidance is not None):
+        raise ConfigError(f"sample_steps, guidance: set a ddpm's DDIM sampler, not a {cfg.model}")
+    check_sampling(cfg.sample_steps, cfg.guidance)
 
 
 def _rate(steps: int, batch_size: int, wall: float) -> float:
     return round(steps * batch_size / wall, 2) if wall > 0 and steps > 0 else 0.0
 
 
-def _plan(data, model, epochs, steps, out_dir, batch_size, seed, steps_per_epoch) -> _Plan:
-    """Checks the arguments that need no model; fixes epochs and steps per epoch."""
+def _plan(data, cfg: FitConfig, out, validated: bool) -> _Plan:
+    """Checks the options that need no model; fixes epochs and steps per epoch."""
     from tfsynth.models import MODEL_NAMES
 
-    if isinstance(model, str) and model not in MODEL_NAMES:
-        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if not isinstance(cfg.model, str) or cfg.model not in MODEL_NAMES:
+        raise ConfigError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {cfg.model!r}")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {cfg.batch_size}")
+    steps = cfg.steps
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ConfigError(f"steps: expected a positive step budget, got {steps!r}")
-    if steps_per_epoch is not None and steps_per_epoch < 1:
-        raise ConfigError(f"steps_per_epoch: must be >= 1, got {steps_per_epoch}")
-    if len(data) < batch_size:
+    if cfg.steps_per_epoch is not None and cfg.steps_per_epoch < 1:
+        raise ConfigError(f"steps_per_epoch: must be >= 1, got {cfg.steps_per_epoch}")
+    if len(data) < cfg.batch_size:
         raise DataError(
-            f"{data.name}: {len(data)} images is fewer than one batch of {batch_size}; lower --batch-size"
+            f"{data.name}: {len(data)} images is fewer than one batch of {cfg.batch_size}; lower --batch-size"
         )
-    spe = len(data) // batch_size
+    spe = len(data) // cfg.batch_size
     if steps is not None:
         spe = min(steps, max(spe, MIN_EPOCH_STEPS))
-    if steps_per_epoch is not None:
-        spe = min(spe, int(steps_per_epoch))
-    if steps is not None:
-        epochs = -(-steps // spe)
-    epochs = DEFAULT_EPOCHS[model] if epochs is None else int(epochs)
+    if cfg.steps_per_epoch is not None:
+        spe = min(spe, int(cfg.steps_per_epoch))
+    epochs = -(-steps // spe) if steps is not None else cfg.epochs
+    epochs = FitConfig.DEFAULT_EPOCHS if epochs is None else int(epochs)
     if epochs < 1:
         raise ConfigError(f"epochs: must be >= 1, got {epochs}")
-    out_dir = Path(out_dir)
-    config = {
-        "model": model,
-        "epochs": epochs,
-        "steps": steps,
-        "batch_size": batch_size,
-        "seed": seed,
-        "steps_per_epoch": spe,
-    }
-    return _Plan(model, epochs, spe, batch_size, seed, out_dir, config)
+    record = ("model", "steps", "batch_size", "seed", "width", "latent_dim", "learning_rate",
+              "loss", "n_critic", "ema_decay", "diffaugment", "beta", "precision",
+              "sample_steps", "guidance")  # fmt: skip
+    config = {k: getattr(cfg, k) for k in record}
+    config.update(epochs=epochs, steps_per_epoch=spe, select=cfg.select if validated else None)
+    return _Plan(cfg, epochs, spe, Path(out), config)
 
 
-def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
+def _monitor(data, val, plan: _Plan, classifier):
     """The validation monitor, its classifier saved as OUT/classifier.keras."""
     from tfsynth.evaluation.features import domain_classifier
     from tfsynth.evaluation.utility import check_compatible
@@ -550,6 +551,7 @@ def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
         raise DataError(
             f"{val.name}: class names {val.class_names} differ from {data.name}'s {data.class_names}"
         )
+    select = plan.cfg.select
     check_select(select, conditional=is_conditional(plan.model, data.num_classes))
     if classifier is None:
         classifier, _ = domain_classifier(data, seed=plan.seed)
@@ -557,7 +559,7 @@ def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
         classifier = keras.saving.load_model(classifier, compile=False)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     save_model(classifier, plan.out_dir / CLASSIFIER_FILE)
-    every = eval_every or max(1, plan.epochs // 10)
+    every = plan.cfg.eval_every or max(1, plan.epochs // 10)
     monitor = ValidationMonitor(
         classifier,
         val,
@@ -572,7 +574,7 @@ def _monitor(data, val, plan: _Plan, eval_every, select, classifier):
     return monitor
 
 
-def _restore_or_build(plan: _Plan, data, strat, jit_compile):
+def _restore_or_build(plan: _Plan, data, strat):
     """The trainer from OUT/checkpoint when one exists, else a new compiled one."""
     state = _read_state(plan.ckpt)
     if state is not None and (state.get("batch_size"), state.get("steps_per_epoch")) != (
@@ -593,25 +595,13 @@ def _restore_or_build(plan: _Plan, data, strat, jit_compile):
     with scope:
         if state is not None:
             return keras.saving.load_model(plan.ckpt / MODEL_FILE)
-        c = plan.config
-        trainer = _build(
-            plan.model,
-            data,
-            plan.seed,
-            c["width"],
-            c["latent_dim"],
-            c["loss"],
-            c["n_critic"],
-            c["ema_decay"],
-            c["diffaugment"],
-            c["beta"],
-        )
-        opts = _optimizers(trainer, c["learning_rate"])
-        trainer.compile(**opts, jit_compile=jit_compile if strat is None else False)
+        trainer = _build(plan.cfg, data)
+        jit = plan.cfg.jit_compile if strat is None else False
+        _compile(trainer, plan.cfg.learning_rate, jit)
     return trainer
 
 
-def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, extra) -> list:
+def _callbacks(plan: _Plan, write_dir: Path, guard, monitor, extra) -> list:
     # A resume must keep the seed: it fixes the data order (and the initial noise).
     meta = {
         "batch_size": plan.batch_size,
@@ -621,7 +611,9 @@ def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, e
     }
     return [
         guard,
-        Checkpoint(write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, checkpoint_every, guard, meta),
+        Checkpoint(
+            write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, plan.cfg.checkpoint_every, guard, meta
+        ),
         SampleGrid(write_dir / "samples", write_dir / "tensorboard" / "samples", plan.seed),
         keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
         *([monitor] if monitor is not None else []),
@@ -683,7 +675,10 @@ def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, 
 
 
 def _finalize(trainer, plan: _Plan, write_dir: Path, guard, monitor, chief):
-    """Picks the model to keep (last good, or best on validation) and writes it."""
+    """Picks the model to keep (last good, or best on validation) and writes it.
+
+    Returns (the last trainer, the kept model, the last step).
+    """
     last_ckpt = write_dir / CHECKPOINT_DIR / MODEL_FILE
     if guard.bad_step is not None:
         if not last_ckpt.is_file():
@@ -694,7 +689,7 @@ def _finalize(trainer, plan: _Plan, write_dir: Path, guard, monitor, chief):
     end_step = int(trainer.train_steps.numpy())
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-        return trainer, end_step
+        return trainer, trainer, end_step
     keep = trainer
     if monitor is not None and monitor.best_path.is_file():
         save_model(trainer, plan.out_dir / LAST_FILE)
@@ -707,7 +702,7 @@ def _finalize(trainer, plan: _Plan, write_dir: Path, guard, monitor, chief):
     _, fig = sample_grid_figure(keep, noise, labels, title=f"{plan.model}: {steps} steps")
     save_figure(fig, plan.out_dir / "samples" / "final.png")
     shutil.rmtree(plan.ckpt, ignore_errors=True)
-    return trainer, end_step
+    return trainer, keep, end_step
 
 
 def _strategy_name(strat) -> str:
@@ -722,34 +717,36 @@ def _merge(history, new):
         history.setdefault(k, []).extend(v)
 
 
-def _build(name, data, seed, width, latent_dim, loss, n_critic, ema_decay, diffaugment, beta):
+def _build(cfg: FitConfig, data):
+    """The uncompiled trainer; options left None take the trainer's defaults."""
     kwargs: dict[str, Any] = {
         "class_names": data.class_names,
         "class_counts": data.class_counts().tolist(),
-        "seed": seed,
+        "seed": cfg.seed,
     }
-    if name in ("vae", "cvae"):
-        kwargs["beta"] = beta
-    elif name == "ddpm":
-        kwargs["ema_decay"] = ema_decay
+    if cfg.model in ("vae", "cvae"):
+        given = {"beta": cfg.beta}
+    elif cfg.model == "ddpm":
+        given = {"ema_decay": cfg.ema_decay}
     else:
-        kwargs.update(ema_decay=ema_decay, diffaugment=diffaugment, n_critic=n_critic)
-        if loss is not None:
-            kwargs["loss"] = loss
+        given = {"ema_decay": cfg.ema_decay, "diffaugment": cfg.diffaugment,
+                 "n_critic": cfg.n_critic, "loss": cfg.loss}  # fmt: skip
+    kwargs.update({k: v for k, v in given.items() if v is not None})
     return build_model(
-        name, data.shape, data.num_classes, latent_dim=latent_dim, width=width, **kwargs
-    )
+        cfg.model, data.shape, data.num_classes, latent_dim=cfg.latent_dim, width=cfg.width,
+        **kwargs,
+    )  # fmt: skip
 
 
-def _optimizers(trainer, lr):
-    from tfsynth.models import VAE, Diffusion
+def _compile(trainer, learning_rate: float | None, jit_compile) -> None:
+    """Compiles with the trainer's default optimizer(s), at `learning_rate` when given."""
+    from tfsynth.models import GAN
 
-    if isinstance(trainer, VAE):
-        return {"optimizer": keras.optimizers.Adam(lr or 1e-3)}
-    if isinstance(trainer, Diffusion):
-        return {"optimizer": keras.optimizers.Adam(lr or 2e-4)}
-    if trainer.loss_name == "wgan-gp":
-        make = lambda: keras.optimizers.Adam(lr or 1e-4, beta_1=0.0, beta_2=0.9)  # noqa: E731
+    if isinstance(trainer, GAN):
+        trainer.compile(
+            d_optimizer=trainer.default_optimizer(learning_rate),
+            g_optimizer=trainer.default_optimizer(learning_rate),
+            jit_compile=jit_compile,
+        )
     else:
-        make = lambda: keras.optimizers.Adam(lr or 2e-4, beta_1=0.5)  # noqa: E731
-    return {"d_optimizer": make(), "g_optimizer": make()}
+        trainer.compile(optimizer=trainer.default_optimizer(learning_rate), jit_compile=jit_compile)

@@ -493,3 +493,19 @@ def test_a_curated_generated_directory_keeps_its_confidence(tmp_path, curated):
     np.testing.assert_array_equal(ex["confidence"][gen], made.extras["confidence"][rows])
     np.testing.assert_array_equal(ex["gen_index"][gen], made.extras["gen_index"][rows])
     assert (ex["confidence"][gen] >= 0.8).all() and set(ex["confidence"][~gen]) == {-1.0}
+
+
+def test_objects_where_paths_are_give_the_same_shards(tmp_path, inputs, curated):
+    """An ImageDataset for --aug/--gen and a trainer for a --gen model build the same D'."""
+    by_path = build_fused(_config(inputs), out=tmp_path / "p")
+    objects = _config(inputs, aug=load_dataset(inputs["aug"]), gen=load_dataset(inputs["gen"]))
+    by_object = build_fused(objects, out=tmp_path / "o")
+    assert _shard_bytes(tmp_path / "p") == _shard_bytes(tmp_path / "o")
+    assert by_path["class_counts"] == by_object["class_counts"]
+    run_dir, model, clf = curated["cgan"]
+    build_fused(_curated_config(curated), out=tmp_path / "gp")
+    build_fused(_curated_config(curated, gen=model, classifier=clf), out=tmp_path / "go")
+    assert _shard_bytes(tmp_path / "gp") == _shard_bytes(tmp_path / "go")
+    with pytest.raises(ConfigError, match="curating a model object needs classifier="):
+        build_fused(_curated_config(curated, gen=model), out=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -199,8 +199,8 @@ from tfsynth.data import ImageDataset
 from tfsynth.training import train
 rng = np.random.default_rng(0)
 ds = ImageDataset(rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), np.arange(8) % 2)
-s = train(ds, "ddpm", epochs=1, out_dir=sys.argv[1], batch_size=4, width=8, verbose=0,
-          strategy="mirrored")
+s = train(ds, "ddpm", epochs=1, out=sys.argv[1], batch_size=4, width=8, verbose=0,
+          strategy="mirrored").summary
 print("RESULT", json.dumps({"steps": s["steps"], "replicas": s["num_replicas"],
       "loss": s["final"]["loss"]}))
 """
@@ -237,15 +237,15 @@ def test_conditional_ddpm_selects_by_label_agreement(tmp_path):
 
     clf = build_classifier((16, 16, 1), 2, width=4, seed=3)
     kw = dict(steps=2, batch_size=4, width=4, verbose=0, jit_compile=False, select="agreement")
-    s = train(data(2), "ddpm", out_dir=tmp_path / "c", val=data(2, 1), classifier=clf,
-              sample_steps=1, guidance=2.0, **kw)  # fmt: skip
+    s = train(data(2), "ddpm", out=tmp_path / "c", val=data(2, 1), classifier=clf,
+              sample_steps=1, guidance=2.0, **kw).summary  # fmt: skip
     assert s["val_select"] == "agreement" and 0 <= s["val_label_agreement"] <= 1
     saved = load_generator(tmp_path / "c")
     assert (saved.sample_steps, saved.guidance) == (1, 2.0)
     with pytest.raises(ConfigError, match="--select agreement: needs a class-conditional"):
-        train(data(1), "ddpm", out_dir=tmp_path / "u", val=data(1, 1), **kw)
+        train(data(1), "ddpm", out=tmp_path / "u", val=data(1, 1), **kw)
     with pytest.raises(ConfigError, match="sample_steps, guidance: set a ddpm's"):
-        train(data(2), "cgan", out_dir=tmp_path / "g", sample_steps=3, **kw)
+        train(data(2), "cgan", out=tmp_path / "g", sample_steps=3, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
     assert listing(tmp_path / "c")  # the finished run only
 

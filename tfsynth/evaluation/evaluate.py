@@ -116,7 +116,7 @@ def check_options(
 def evaluate(
     real: ImageDataset | str, synthetic: ImageDataset | str,
     test: ImageDataset | str | None = None, *,
-    out_dir: str | os.PathLike | None = None, fused: ImageDataset | str | None = None,
+    out: str | os.PathLike | None = None, fused: ImageDataset | str | None = None,
     extractor: str = "domain", max_samples: int | None = None,
     classifier_epochs: int = DEFAULT_EPOCHS, extractor_epochs: int = DEFAULT_EPOCHS,
     seeds: int | Sequence[int] = 3,
@@ -135,7 +135,7 @@ def evaluate(
         synthetic: the synthetic data to judge (labelled like `real`).
         test: held-out real data; None splits `test_fraction` off `real`
             (seeded) and records that in ``test_source``.
-        out_dir: figures go to ``out_dir/figures/``, listed as ``figures.<name>``.
+        out: figures go to ``out/figures/``, listed as ``figures.<name>``.
         fused: an explicit D' for "D vs D'"; default real + synthetic.
         extractor: ``domain`` | ``inception[:WEIGHTS]`` | ``keras:MODEL:LAYER``.
         max_samples: seeded cap per side for distribution/privacy (None: all).
@@ -169,30 +169,30 @@ def evaluate(
     real, synthetic, test, fused, test_source = _inputs(
         real, synthetic, test, fused, test_fraction=test_fraction, seed=seed
     )
-    out = _header(real, synthetic, test, test_source, seed)
+    summary = _header(real, synthetic, test, test_source, seed)
     dist, syn = _distribution(
         real, synthetic, test, timings, extractor=extractor, extractor_epochs=extractor_epochs,
         min_steps=min_steps, cache_dir=cache_dir, reference=reference, max_samples=max_samples,
         kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed, block_size=block_size,
     )  # fmt: skip
-    out.update(dist)
+    summary.update(dist)
     if utility:
         with _timed(timings, "utility"):
             recipe = dict(seeds=seeds, epochs=classifier_epochs, min_steps=min_steps)
-            out.update(
+            summary.update(
                 _utility(real, synthetic, test, fused, recipe, low_data_sizes, utility_known)
             )
     nn = None
     if privacy:
         with _timed(timings, "privacy"):
             metrics, nn = _privacy(real, test, syn, max_samples, seed, block_size)
-        out.update(metrics)
-    if out_dir is not None:
+        summary.update(metrics)
+    if out is not None:
         with _timed(timings, "figures"):
-            out.update(_figures(Path(out_dir), real, synthetic, syn, nn, out, seed))
-    out.update({f"seconds.{k}": v for k, v in timings.items()})
-    out["seconds.total"] = time.perf_counter() - t_start
-    return out
+            summary.update(_figures(Path(out), real, synthetic, syn, nn, summary, seed))
+    summary.update({f"seconds.{k}": v for k, v in timings.items()})
+    summary["seconds.total"] = time.perf_counter() - t_start
+    return summary
 
 
 @contextlib.contextmanager
@@ -317,8 +317,8 @@ def _privacy(real, test, syn, max_samples, seed, block_size):
     return metrics, (syn_d, syn_i)
 
 
-def _figures(out_dir, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, str]:
-    """Draws the report figures into out_dir/figures; returns figures.<name> paths."""
+def _figures(out, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, str]:
+    """Draws the report figures into out/figures; returns figures.<name> paths."""
     from tfsynth.plotting import class_grid, image_grid, save_figure
     from tfsynth.report import low_data_figure
 
@@ -345,7 +345,7 @@ def _figures(out_dir, real, synthetic, syn_capped, nn, summary, seed) -> dict[st
     paths = {}
     for name, fig in figs.items():
         rel = f"figures/{name}.png"
-        save_figure(fig, out_dir / rel)
+        save_figure(fig, out / rel)
         paths[f"figures.{name}"] = rel
     return paths
 
@@ -392,6 +392,6 @@ def evaluate_to_dir(
         kwargs["fused"] = _load(kwargs["fused"], "fused")
     check_compatible(real, synthetic, test, kwargs.get("fused"))
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        summary = evaluate(real, synthetic, test, out_dir=tmp, **kwargs)
+        summary = evaluate(real, synthetic, test, out=tmp, **kwargs)
         write_report(tmp, summary, command="evaluate")
     return {**summary, "out": str(out)}

@@ -72,12 +72,13 @@ class FusionConfig:
     Args:
         real: dataset spec of the real data (its classes and shape define D'),
             or an `ImageDataset`.
-        aug: dataset spec of an augmented dataset (e.g. `tfsynth augment`).
+        aug: an augmented dataset (e.g. `tfsynth augment`): spec or `ImageDataset`.
         aug_policy: or an augmentation policy applied on the fly to `real`.
-        gen: a generated dataset spec, or a PATH.keras / run directory with
-            model.keras to sample on the fly (class-conditional).
-        pseudo: a `tfsynth pseudo-label` dataset directory (D_pseudo); its
-            provenance (confidence, model_id) is carried over.
+        gen: a generated dataset (spec or `ImageDataset`), or a model to
+            sample on the fly: PATH.keras, a run directory with model.keras,
+            a trainer or `train`'s result.
+        pseudo: a `tfsynth pseudo-label` dataset (directory or
+            `ImageDataset`); its provenance (confidence, model_id) is carried over.
         ratios: ``real=0.5,aug=0.25,gen=0.25`` (weights). Default: real 0.5
             and the rest shared equally by the synthetic sources given.
         counts: ``real=5000,gen=5000``: exact counts instead of ratios.
@@ -117,9 +118,9 @@ class FusionConfig:
     """
 
     real: str | ImageDataset = "mnist-10k"
-    aug: str | None = None
+    aug: str | ImageDataset | None = None
     aug_policy: str | None = None
-    gen: str | None = None
+    gen: str | ImageDataset | keras.Model | None = None
     ratios: str | dict | None = None
     counts: str | dict | None = None
     size: int | None = None
@@ -135,7 +136,7 @@ class FusionConfig:
     batch_size: int = 256
     format: str = "tfsynth"
     extra: dict = field(default_factory=dict)  # free-form, recorded in the manifest
-    pseudo: str | None = None
+    pseudo: str | ImageDataset | None = None
 
     def get_config(self) -> dict[str, Any]:
         config = {f.name: _config_value(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -153,7 +154,7 @@ class FusionConfig:
 
     def validate(self) -> FusionConfig:
         """Cheap checks that need no data; raises ConfigError naming the field."""
-        if self.aug and self.aug_policy:
+        if self.aug is not None and self.aug_policy:
             raise ConfigError("--aug and --aug-policy: give at most one")
         if self.format not in FORMATS:
             raise ConfigError(
@@ -170,7 +171,7 @@ class FusionConfig:
         t = self.memorization_threshold
         if t is not None and (not isinstance(t, (int, float)) or not t > 0):
             raise ConfigError(f"--memorization-threshold: expected a number > 0, got {t!r}")
-        if t is not None and not self.gen:
+        if t is not None and self.gen is None:
             raise ConfigError("--memorization-threshold needs a --gen source")
         self._validate_objects()
         self._validate_curation()
@@ -183,7 +184,7 @@ class FusionConfig:
         if self.gen_steps is None and self.gen_guidance is None:
             return
         check_sampling(self.gen_steps, self.gen_guidance)
-        if not self.gen or not _is_model(self.gen):
+        if self.gen is None or not _is_model(self.gen):
             raise ConfigError("--steps and --guidance need a --gen ddpm (its model.keras)")
 
     def _validate_objects(self) -> None:
@@ -206,7 +207,7 @@ class FusionConfig:
                 raise ConfigError("--classifier is used with --min-confidence; give both")
             return
         check_min_confidence(self.min_confidence)
-        if not self.gen or not _is_model(self.gen):
+        if self.gen is None or not _is_model(self.gen):
             raise ConfigError(
                 "--min-confidence needs a --gen model (a .keras file or its run directory); "
                 "curate a generated dataset with `tfsynth generate --curate`"
@@ -219,9 +220,9 @@ class FusionConfig:
         synth = [
             s
             for s, given in (
-                ("aug", self.aug or self.aug_policy),
-                ("gen", self.gen),
-                ("pseudo", self.pseudo),
+                ("aug", self.aug is not None or self.aug_policy),
+                ("gen", self.gen is not None),
+                ("pseudo", self.pseudo is not None),
             )
             if given
         ]
@@ -268,7 +269,12 @@ def _rng(seed: int, *tag: int) -> np.random.Generator:
     return np.random.default_rng([seed, *tag])
 
 
-def _is_model(spec: str) -> bool:
+def _is_model(spec) -> bool:
+    """Whether a --gen source is a model to sample (not a dataset)."""
+    if _is_keras_model(spec):
+        return True
+    if isinstance(spec, ImageDataset):
+        return False
     p = Path(spec)
     return p.suffix == ".keras" or (p.is_dir() and (p / "model.keras").is_file())
 
@@ -356,11 +362,11 @@ class Layout:
         if cfg.memorization_threshold is not None:
             filt = _memorization_filter(real.images, float(cfg.memorization_threshold))
         candidates: dict[str, Any] = {"real": real}
-        if cfg.aug:
+        if cfg.aug is not None:
             candidates["aug"] = DirSource("aug", self._open(cfg.aug, "--aug"))
         elif cfg.aug_policy:
             candidates["aug"] = AugmentSource(real, cfg.aug_policy, cfg.seed, self.class_names)
-        if cfg.gen and _is_model(cfg.gen):
+        if cfg.gen is not None and _is_model(cfg.gen):
             candidates["gen"] = GeneratorSource(
                 cfg.gen,
                 cfg.seed,
@@ -370,13 +376,13 @@ class Layout:
                 self._curator(),
                 sampling=(cfg.gen_steps, cfg.gen_guidance),
             )
-        elif cfg.gen:
+        elif cfg.gen is not None:
             ds = self._open(cfg.gen, "--gen")
             keep = None
             if filt is not None:
                 keep = np.concatenate([filt(b["image"]) for b in ds.iter_batches(1024)])
             candidates["gen"] = DirSource("gen", ds, keep=keep)
-        if cfg.pseudo:
+        if cfg.pseudo is not None:
             candidates["pseudo"] = DirSource("pseudo", self._open(cfg.pseudo, "--pseudo"))
         return candidates
 
@@ -390,10 +396,11 @@ class Layout:
         clf = cfg.classifier if cfg.classifier is not None else default_classifier_path(cfg.gen)
         return load_curator(clf, cfg.min_confidence)
 
-    def _open(self, spec: str, flag: str):
+    def _open(self, spec, flag: str):
         from tfsynth.data.sources import load_dataset
 
-        ds = load_dataset(spec)
+        ds = spec if isinstance(spec, ImageDataset) else load_dataset(os.fspath(spec))
+        spec = ds.name if isinstance(spec, ImageDataset) else spec
         if tuple(ds.shape) != self.shape:
             raise DataError(f"{spec}: {flag} images are {ds.shape}, the real data is {self.shape}")
         if ds.class_names != self.class_names:

@@ -329,10 +329,10 @@ class GeneratorSource(Source):
         curator=None,
         sampling=(None, None),
     ):
-        from tfsynth.models import load_generator, model_id, set_sampling
+        from tfsynth.models import describe, load_generator, model_id, set_sampling
 
         self.name = "gen"
-        self.path = str(path)
+        self.path = describe(path)
         self.model = set_sampling(load_generator(path), *sampling, where=self.path)
         self.seed = seed
         self.filter_fn = filter_fn
@@ -341,14 +341,14 @@ class GeneratorSource(Source):
         k = len(class_names)
         if tuple(self.model.image_shape) != tuple(shape):
             raise DataError(
-                f"{path}: the model makes {tuple(self.model.image_shape)} images but the real data "
+                f"{self.path}: the model makes {tuple(self.model.image_shape)} images but the real data "
                 f"is {tuple(shape)}"
             )
         nc = self.model.num_classes
         if (nc and nc != k) or (not nc and k > 1 and curator is None):
             what = "unconditional" if not nc else f"{nc} classes"
             raise ConfigError(
-                f"{path}: the model is {what} but the real data has {k} classes; fusion needs a "
+                f"{self.path}: the model is {what} but the real data has {k} classes; fusion needs a "
                 "class-conditional model (cgan, cvae) to meet class targets, --min-confidence to "
                 "pseudo-label an unconditional model, or a generated dataset directory as --gen"
             )

@@ -114,23 +114,39 @@ def _build_ddpm(image_shape, num_classes, width, **kwargs):
     return build_diffusion(image_shape, k, width=width or 32, **kwargs)
 
 
-def load_generator(path: str | os.PathLike):
-    """Loads a trainer from DIR/model.keras (or a .keras file)."""
+def load_generator(model):
+    """A tfsynth trainer: `model` itself, or loaded from DIR/model.keras or a .keras file.
+
+    `train`'s result is a path-like of its run directory, so it loads too.
+    """
     import keras
 
-    path = Path(path)
+    if isinstance(model, GAN | VAE | Diffusion):
+        return model
+    if isinstance(model, keras.Model):
+        raise DataError(
+            f"{model.name}: a {type(model).__name__}, not a tfsynth GAN, VAE or Diffusion model"
+        )
+    path = Path(model)
     file = path / MODEL_FILE if path.is_dir() else path
     if not file.is_file():
         raise DataError(f"{file}: model file not found (expected a tfsynth model.keras)")
     try:
-        model = keras.saving.load_model(file)
+        loaded = keras.saving.load_model(file)
     except Exception as e:  # a corrupt zip, a foreign model: one line for the user
         raise DataError(f"{file}: not a loadable tfsynth model ({type(e).__name__}: {e})") from None
-    if not isinstance(model, GAN | VAE | Diffusion):
+    if not isinstance(loaded, GAN | VAE | Diffusion):
         raise DataError(
-            f"{file}: holds a {type(model).__name__}, not a tfsynth GAN, VAE or Diffusion model"
+            f"{file}: holds a {type(loaded).__name__}, not a tfsynth GAN, VAE or Diffusion model"
         )
-    return model
+    return loaded
+
+
+def describe(model) -> str:
+    """How messages name a model given as a path or as an object."""
+    import keras
+
+    return f"model {model.name!r}" if isinstance(model, keras.Model) else os.fspath(model)
 
 
 def model_id(model) -> str:

@@ -16,11 +16,29 @@ SEED_STATES_KEY = "seed_generator_states"
 class ConditionalTrainer(keras.Model):
     """Base of the GAN and VAE trainers: label handling and `generate`.
 
-    Subclasses set `kind` (for messages) and provide `num_classes` and a
-    `sampler` property (the network `generate` runs).
+    Subclasses set `kind` (for messages) and `SUBMODELS` (the networks
+    their config serializes), and provide `num_classes`, `class_names`,
+    `class_counts`, `seed` and a `sampler` property (the network `generate`
+    runs). `get_config` holds those shared fields; a subclass adds its own.
     """
 
     kind = "model"
+    SUBMODELS: tuple[str, ...] = ()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            **serialize(**{name: getattr(self, name) for name in self.SUBMODELS}),
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            class_counts=self.class_counts,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize(config, cls.SUBMODELS))
 
     def _with_labels(self, x, labels):
         """Network inputs: `[x, labels]` when class-conditional, else `x`."""
@@ -84,11 +102,6 @@ class ConditionalTrainer(keras.Model):
             v.assign(value.astype(v.dtype))
 
 
-def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
-    """Adam with the DCGAN settings (lr 2e-4, beta_1 0.5)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
-
-
 def get_optimizer(opt, default):
     """An optimizer from an instance, a name/config, or None (-> `default()`)."""
     if opt is None:
@@ -148,7 +161,14 @@ class OneOptimizerCompile:
 
     `.keras` files store the optimizer and `jit_compile`; loading calls the
     class's own `compile`, so its defaults (loss scaling, eager build) apply.
+    The default optimizer is Adam at the class's `DEFAULT_LEARNING_RATE`.
     """
+
+    DEFAULT_LEARNING_RATE = 1e-3
+
+    def default_optimizer(self, learning_rate: float | None = None):
+        """Adam at `learning_rate` (None: `DEFAULT_LEARNING_RATE`)."""
+        return keras.optimizers.Adam(learning_rate or self.DEFAULT_LEARNING_RATE)
 
     def get_compile_config(self):
         return {**serialize(optimizer=self.optimizer), "jit_compile": self.jit_compile}

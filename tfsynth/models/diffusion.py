@@ -109,7 +109,10 @@ class Diffusion(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
     TensorShape([3, 16, 16, 1])
     """
 
+    DEFAULT_LEARNING_RATE = 2e-4
+
     kind = "diffusion model"
+    SUBMODELS = ("network",)
 
     def __init__(
         self,
@@ -176,8 +179,8 @@ class Diffusion(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
 
     # -- compile -------------------------------------------------------------
     def compile(self, optimizer=None, **kwargs):
-        """Adam(2e-4) by default; loss-scaled under mixed_float16; built eagerly."""
-        opt = _trainer.get_optimizer(optimizer, lambda: keras.optimizers.Adam(2e-4))
+        """Adam(DEFAULT_LEARNING_RATE) by default; loss-scaled under mixed_float16; built eagerly."""
+        opt = _trainer.get_optimizer(optimizer, self.default_optimizer)
         opt = _trainer.with_loss_scaling(opt, self.dtype_policy.name)
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.network.trainable_variables)
@@ -294,22 +297,13 @@ class Diffusion(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            **_trainer.serialize(network=self.network),
-            num_classes=self.num_classes,
             prediction=self.prediction,
             label_dropout=self.label_dropout,
             ema_decay=self.ema_decay,
             sample_steps=self.sample_steps,
             guidance=self.guidance,
-            class_names=self.class_names,
-            class_counts=self.class_counts,
-            seed=self.seed,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_trainer.deserialize(config, ("network",)))
 
 
 def check_sampling(steps=None, guidance=None) -> tuple[int | None, float | None]:

@@ -61,6 +61,7 @@ class GAN(_trainer.ConditionalTrainer):
     """
 
     kind = "GAN"
+    SUBMODELS = ("generator", "discriminator")
 
     def __init__(
         self,
@@ -136,6 +137,14 @@ class GAN(_trainer.ConditionalTrainer):
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     # -- compile -------------------------------------------------------------
+    def default_optimizer(self, learning_rate: float | None = None):
+        """Adam with this loss's settings (DCGAN: 2e-4, beta_1 0.5; WGAN-GP: 1e-4, 0.0, 0.9).
+
+        `learning_rate` replaces the default rate; the betas stay.
+        """
+        lr, beta_1, beta_2 = (1e-4, 0.0, 0.9) if self.loss_name == "wgan-gp" else (2e-4, 0.5, 0.999)
+        return keras.optimizers.Adam(learning_rate or lr, beta_1=beta_1, beta_2=beta_2)
+
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Sets both optimizers (defaults: Adam 2e-4, beta_1 0.5; WGAN-GP: 1e-4, 0.0, 0.9).
 
@@ -143,10 +152,7 @@ class GAN(_trainer.ConditionalTrainer):
         built here, eagerly, because `fit` under MirroredStrategy needs the
         optimizer variables to exist inside the strategy scope.
         """
-        if self.loss_name == "wgan-gp":
-            default = lambda: _trainer.default_optimizer(1e-4, 0.0, 0.9)  # noqa: E731
-        else:
-            default = _trainer.default_optimizer
+        default = self.default_optimizer
         policy = self.dtype_policy.name
         self.d_optimizer = _trainer.with_loss_scaling(
             _trainer.get_optimizer(d_optimizer, default), policy
@@ -261,23 +267,14 @@ class GAN(_trainer.ConditionalTrainer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            **_trainer.serialize(generator=self.generator, discriminator=self.discriminator),
-            num_classes=self.num_classes,
             loss=self.loss_name,
             n_critic=self.n_critic,
             gp_weight=self.gp_weight,
             r1_gamma=self.r1_gamma,
             ema_decay=self.ema_decay,
             diffaugment=self.diffaugment,
-            class_names=self.class_names,
-            class_counts=self.class_counts,
-            seed=self.seed,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_trainer.deserialize(config, ("generator", "discriminator")))
 
 
 def build_gan(

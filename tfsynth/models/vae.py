@@ -42,6 +42,7 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
     """
 
     kind = "VAE"
+    SUBMODELS = ("encoder", "decoder")
 
     def __init__(
         self,
@@ -87,8 +88,8 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         return self.decoder
 
     def compile(self, optimizer=None, **kwargs):
-        """Adam(1e-3) by default; loss-scaled under mixed_float16; built eagerly."""
-        opt = _trainer.get_optimizer(optimizer, lambda: keras.optimizers.Adam(1e-3))
+        """Adam(DEFAULT_LEARNING_RATE) by default; loss-scaled under mixed_float16; built eagerly."""
+        opt = _trainer.get_optimizer(optimizer, self.default_optimizer)
         opt = _trainer.with_loss_scaling(opt, self.dtype_policy.name)
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.trainable_variables)
@@ -117,20 +118,7 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            **_trainer.serialize(encoder=self.encoder, decoder=self.decoder),
-            num_classes=self.num_classes,
-            beta=self.beta,
-            class_names=self.class_names,
-            class_counts=self.class_counts,
-            seed=self.seed,
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**_trainer.deserialize(config, ("encoder", "decoder")))
+        return {**super().get_config(), "beta": self.beta}
 
 
 def build_vae(

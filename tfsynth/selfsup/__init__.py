@@ -1,6 +1,6 @@
 """Self-supervised features and semi-supervised pseudo-labels (D_pseudo).
 
-- `train_ssl(SSLConfig(...), out_dir)`: a SimCLR encoder trained on images
+- `train_ssl(SSLConfig(...), out)`: a SimCLR encoder trained on images
   without their labels (`tfsynth ssl`); `load_ssl(DIR).encoder` embeds.
 - `pseudo_label(PseudoLabelConfig(...), out)`: labels unlabelled images from
   a few labelled ones in that feature space and writes a dataset directory

@@ -61,8 +61,8 @@ class SimCLR(_trainer.OneOptimizerCompile, keras.Model):
         return [self.loss_tracker]
 
     def compile(self, optimizer=None, **kwargs):
-        """Adam(1e-3) by default, built eagerly (as the other trainers)."""
-        opt = _trainer.get_optimizer(optimizer, lambda: keras.optimizers.Adam(1e-3))
+        """Adam(DEFAULT_LEARNING_RATE) by default, built eagerly (as the other trainers)."""
+        opt = _trainer.get_optimizer(optimizer, self.default_optimizer)
         super().compile(optimizer=opt, **kwargs)
         self.optimizer.build(self.trainable_variables)
 

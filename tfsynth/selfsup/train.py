@@ -151,18 +151,18 @@ def load_ssl(path: str | os.PathLike):
 
 def train_ssl(
     config: SSLConfig,
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     data=None,
     probe=None,
     overwrite: bool = False,
     log=None,
 ) -> dict[str, Any]:
-    """Trains a SimCLR encoder per `config` into `out_dir` (see the module docstring).
+    """Trains a SimCLR encoder per `config` into `out` (see the module docstring).
 
     Args:
         config: the settings; `config.data` / `config.probe` are the specs.
-        out_dir: the run directory; rerun the same call to resume.
+        out: the run directory; rerun the same call to resume.
         data, probe: `ImageDataset`s instead of the specs (labels of
             `data` are never read; `probe` must be labelled).
         overwrite: replace a finished run.
@@ -182,7 +182,7 @@ def train_ssl(
     (1, 2)
     """
     config.validate()
-    out = Path(out_dir)
+    out = Path(out)
     data, probe = _inputs(config, data, probe)
     images = data.images
     _check_fresh(out, overwrite)
