@@ -39,8 +39,8 @@ class StatelessSeed(keras.random.SeedGenerator):
     own `SeedGenerator` advances), so the values depend only on the seed
     tensor and on the (deterministic) order in which a layer draws them
     while it is traced. Plain addition, not `fold_seed`: a fold-in is a
-    random-number op, and replacing the six fold-ins of a `digits` batch
-    saved 0.2-0.45 ms per batch under XLA on CPU (one-off measurement).
+    random-number op per draw (what that saves per `digits` batch is in
+    bench/results/design_measurements.md).
 
     Example:
 
@@ -106,9 +106,9 @@ def uniform(shape, minval=0.0, maxval=1.0, seed=None, dtype="float32") -> tf.Ten
 
     `seed` is anything Keras random functions accept (an int, a
     `SeedGenerator`, a `StatelessSeed`). The algorithm is named because
-    XLA's default ("auto_select") generator was about 40x slower on CPU
-    for the ~90k numbers of an elastic field (22.8 ms vs 0.58 ms per
-    batch of 256 in a jit-compiled function, a one-off measurement).
+    XLA's default ("auto_select") generator is much slower on CPU for the
+    numbers of an elastic field (bench/results/design_measurements.md),
+    and because XLA and TensorFlow would otherwise pick different ones.
     """
     seed = _seed_tensor(seed)
     dtype = tf.as_dtype(dtype or "float32")
@@ -120,9 +120,10 @@ def with_philox(layer: keras.layers.Layer) -> keras.layers.Layer:
     """Makes a Keras preprocessing layer draw its random parameters with Philox.
 
     Keras' image layers call `self.backend.random.uniform`, which uses
-    TensorFlow's default "auto_select" algorithm; compiled by XLA on CPU,
-    switching the `digits` draws to Philox cut the CPU time of one policy
-    call by ~12% (1.82 -> 1.60 ms, one-off measurement on one core). The
-    layer's math and arguments are untouched. Returns the layer.
+    TensorFlow's default "auto_select" algorithm, which is slower under
+    XLA on CPU and differs between XLA and TensorFlow kernels; with Philox
+    the policy draws the same numbers everywhere (the saving is in
+    bench/results/design_measurements.md). The layer's math and arguments
+    are untouched. Returns the layer.
     """
     return _compat.replace_layer_uniform(layer, uniform)

@@ -39,8 +39,8 @@ def upsample(values: tf.Tensor, step: int, size: int, axis: int) -> tf.Tensor:
     """
     # out[step * q + r] = sum_k taps[r, k] * values[q + k]: `step` dense
     # weighted sums of shifted slices, interleaved. Static slices fuse in
-    # XLA; per call on CPU an einsum with the tap matrix was ~2x and a
-    # constant-index gather ~6x slower (one-off measurement, 256x28x28).
+    # XLA; an einsum with the tap matrix and a constant-index gather were
+    # slower (bench/results/design_measurements.md).
     taps = bspline_taps(step)
     q = -(-size // step)
     rank = values.shape.rank

@@ -101,10 +101,9 @@ def augment_batches(
     fn = policy.compiled()
 
     def augmented_blocks():
-        # A plain loop of compiled calls: building a tf.data pipeline here cost
-        # ~0.2 s per call (function instantiation; one-off measurement), which
-        # dominated fusion's per-class, per-shard calls (`tfsynth fuse` with
-        # an on-the-fly policy, 20k examples: 23.3 s -> 4.5 s, one-off).
+        # A plain loop of compiled calls: a tf.data pipeline built per call
+        # pays function instantiation every time, which dominated fusion's
+        # per-class, per-shard calls (bench/results/design_measurements.md).
         for b, rows in zip(blocks, idx):
             seed_b = tf.constant([seed, b], tf.int64)
             x, y = fn(tf.constant(images[rows]), tf.constant(labels[rows]), seed_b)

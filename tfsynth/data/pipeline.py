@@ -100,10 +100,9 @@ def _augmented(ds: tf.data.Dataset, augment, *, seed: int, normalize: bool) -> t
     # One stateless seed per batch from a seeded random stream, new every
     # epoch (each iteration of the dataset), as in TensorFlow's data
     # augmentation guide. Hashing the pixels instead (what `map_batch`
-    # does without a seed) cost an extra pass over every batch (2.9 vs
-    # 2.3 ms of CPU per 256-image `digits` batch in the pipeline, a
-    # one-off measurement), and repeated the same augmentations every
-    # epoch without shuffling.
+    # does without a seed) cost an extra pass over every batch
+    # (bench/results/design_measurements.md), and repeated the same
+    # augmentations every epoch without shuffling.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     policy_seed = tf.constant(policy.seed, tf.int64)
 

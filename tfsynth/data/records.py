@@ -158,8 +158,8 @@ def serialize_examples(
     """Serializes a batch dict (image, label, extras) to tf.train.Example bytes.
 
     The protobuf wire format is written directly rather than through
-    `tf.train.Example` objects, which cost ~10x more per example (it is the
-    bottleneck of streaming writes; see bench/fusion_throughput.py). The
+    `tf.train.Example` objects, which were the bottleneck of streaming
+    writes (bench/results/design_measurements.md). The
     bytes parse as the same `tf.train.Example`; features are written in a
     fixed order (image, label, then the declared columns), so the output is
     deterministic.

@@ -6,8 +6,8 @@ label agreement of a conditional generator all train *this* network with
 *this* recipe, so their numbers are comparable with each other and across
 runs. It is small, because the utility metrics and the search of the mix
 train it many times on CPU, and strong enough that a gain from synthetic
-data is measured against a baseline worth beating (bench/results/
-classifier_recipe.json has its accuracy and cost).
+data is measured against a baseline worth beating (its accuracy and cost
+are in bench/results/design_measurements.md).
 
 Network (any H x W x C with H and W divisible by 4, float32 input in [-1, 1]):
 ``Conv(w, 3) -> MaxPool -> Conv(2w, 3) -> MaxPool -> Conv(2w, 3) -> Flatten

@@ -172,8 +172,8 @@ def build_discriminator(
         norm: "none" (default; required for WGAN-GP and R1), "layer" or "batch".
         dropout: dropout rate after each block (0 disables).
         minibatch_std: append the batch standard deviation as a feature
-            (`MinibatchStdDev`, off by default: on the default cgan run it
-            lowered label agreement from 0.909 to 0.814).
+            (`MinibatchStdDev`, off by default: on the 20-epoch cgan run it
+            lowered label agreement; bench/results/design_measurements.md).
         head_units: width of the hidden Dense + LeakyReLU layer between the
             convolutions and the logit/projection head (default `8 * width`;
             0 puts the head directly on the flattened convolution features).
@@ -182,9 +182,9 @@ def build_discriminator(
             the image, so the best a generator can do against them is to
             match each class's mean feature vector, i.e. to draw one
             prototype per class. That is the intra-class mode collapse the
-            20-epoch cgan run showed (per-class pixel std 0.05 vs 0.30 real,
-            recall 0.001); with the hidden layer it stays diverse (see
-            docs/design.md).
+            20-epoch cgan run showed; with the hidden layer it stays diverse
+            (bench/results/cgan_label_agreement.json; the run without it is
+            in bench/results/design_measurements.md).
         name: model name.
 
     Returns:
