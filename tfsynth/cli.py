@@ -186,7 +186,7 @@ def _check_beam_fuse(args) -> None:
     from tfsynth.errors import ConfigError
 
     for flag in ("search", "shard_index", "merge"):
-        if getattr(args, flag) not in (None, False):
+        if getattr(args, flag) is not None and getattr(args, flag) is not False:  # 0 is given
             raise ConfigError(
                 f"--runner beam: runs and merges every shard itself; drop --{flag.replace('_', '-')}"
             )
