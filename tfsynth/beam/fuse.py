@@ -87,7 +87,7 @@ class FuseShards:
     >>> import tempfile, pathlib
     >>> from tfsynth.fusion import FusionConfig
     >>> staging = pathlib.Path(tempfile.mkdtemp())
-    >>> w = FuseShards(FusionConfig(real="mnist-10k[:20]", counts="real=10"), staging, 2)
+    >>> w = FuseShards(FusionConfig(real="mnist-10k[:20]", counts="real=10", num_shards=2), staging, 2)
     >>> w.setup()
     >>> w.write(1), w.shard_path(1).name
     (5, 'data-00001-of-00002.tfrecord')
