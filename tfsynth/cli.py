@@ -144,8 +144,12 @@ def _cmd_fuse_search(args) -> None:
 
 
 def _cmd_fuse(args) -> None:
+    from tfsynth.beam.options import check_runner
     from tfsynth.fusion import build_fused
 
+    check_runner(args.runner, args.beam_options)
+    if args.runner == "beam":
+        _check_beam_fuse(args)
     if args.search:
         return _cmd_fuse_search(args)
 
@@ -158,13 +162,19 @@ def _cmd_fuse(args) -> None:
         )
     }  # fmt: skip
     fields.update(gen_steps=args.steps, gen_guidance=args.guidance)
-    result = build_fused(
-        out=args.out,
-        shard_index=args.shard_index,
-        merge_only=args.merge,
-        overwrite=args.overwrite,
-        **fields,
-    )
+    if args.runner == "beam":
+        from tfsynth.beam import BeamConfig, fuse_on_beam
+
+        beam = BeamConfig(args.beam_options or "")
+        result = fuse_on_beam(out=args.out, beam=beam, overwrite=args.overwrite, **fields)
+    else:
+        result = build_fused(
+            out=args.out,
+            shard_index=args.shard_index,
+            merge_only=args.merge,
+            overwrite=args.overwrite,
+            **fields,
+        )
     if args.shard_index is not None:
         print(
             f"wrote shard {args.shard_index} ({result['shard']['num_examples']} examples); "
@@ -174,6 +184,27 @@ def _cmd_fuse(args) -> None:
     totals = result["metadata"]["fusion"]["source_totals"]
     mix = ", ".join(f"{k} {v}" for k, v in totals.items())
     print(f"wrote {result['num_examples']} examples ({mix}) to {args.out}")
+
+
+def _check_beam_fuse(args) -> None:
+    from tfsynth.errors import ConfigError
+
+    for flag in ("search", "shard_index", "merge"):
+        if getattr(args, flag) is not None and getattr(args, flag) is not False:  # 0 is given
+            raise ConfigError(
+                f"--runner beam: runs and merges every shard itself; drop --{flag.replace('_', '-')}"
+            )
+
+
+def _add_runner_options(p) -> None:
+    p.add_argument(
+        "--runner", default="local", help="local (default) or beam: one Beam element per shard"
+    )
+    p.add_argument(
+        "--beam-options",
+        help='Beam pipeline options for --runner beam, e.g. "--runner=DataflowRunner '
+        '--project=P --region=R --temp_location=gs://B/tmp" (default: the DirectRunner)',
+    )
 
 
 def _add_fuse(sub) -> None:
@@ -243,6 +274,7 @@ def _add_fuse(sub) -> None:
     _add_ddim_options(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--format", default="tfsynth", help="tfsynth (default) or tfds")
+    _add_runner_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=_cmd_fuse)
@@ -436,10 +468,19 @@ def _add_train(sub) -> None:
 
 
 def _cmd_generate(args) -> None:
+    from tfsynth.beam.options import check_runner
     from tfsynth.generation import generate
 
+    check_runner(args.runner, args.beam_options)
+    run = generate
+    if args.runner == "beam":
+        from functools import partial
+
+        from tfsynth.beam import BeamConfig, generate_on_beam
+
+        run = partial(generate_on_beam, beam=BeamConfig(args.beam_options or ""))
     curate = args.curate or args.min_confidence is not None or args.classifier is not None
-    m = generate(
+    m = run(
         args.model,
         args.n,
         labels=args.labels,
@@ -452,6 +493,11 @@ def _cmd_generate(args) -> None:
         classifier=args.classifier,
         steps=args.steps,
         guidance=args.guidance,
+        **(
+            {}
+            if args.examples_per_shard is None
+            else {"examples_per_shard": args.examples_per_shard}
+        ),
     )
     kept = m["metadata"]["generator"].get("curation", {}).get("kept_fraction")
     note = f" (curated: kept {kept:.1%} of the candidates)" if kept is not None else ""
@@ -468,6 +514,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="new dataset directory")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--examples-per-shard", type=int, help="shard size (default 10000)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument(
         "--curate",
@@ -486,6 +533,7 @@ def _add_generate(sub) -> None:
         "directory; implies --curate)",
     )
     _add_ddim_options(p)
+    _add_runner_options(p)
     p.set_defaults(func=_cmd_generate)
 
 

@@ -94,20 +94,72 @@ def generate(
     [0, 5]
     """
     from tfsynth.io import atomic_directory
-    from tfsynth.models import describe, load_generator, set_sampling
 
-    _check_args(n, steps, guidance, curate, min_confidence)  # before anything is loaded or written
-    trainer = set_sampling(load_generator(model), steps, guidance, where=describe(model))
-    resampler = _resampler(trainer, model, n, seed, min_confidence, classifier, curate)
-    names = resampler.class_names if resampler else _class_names(trainer)
-    wanted = _wanted_labels(trainer, n, labels, seed, len(names), bool(resampler))
+    plan = ShardPlan(
+        model, n, labels=labels, seed=seed, batch_size=batch_size,
+        examples_per_shard=examples_per_shard, curate=curate, min_confidence=min_confidence,
+        classifier=classifier, steps=steps, guidance=guidance,
+    )  # fmt: skip
     t0 = time.perf_counter()
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        shards = _write_shards(
-            tmp, trainer, n, wanted, seed, batch_size, examples_per_shard, names, resampler
-        )
-        manifest = _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0)
+        shards = [plan.write(tmp, i) for i in range(plan.num_shards)]
+        manifest = plan.finish(tmp, out, shards, t0)
     return manifest
+
+
+class ShardPlan:
+    """What every shard of one `generate` call needs; any shard is written alone.
+
+    The labels, the noise and the curation of example j depend only on the
+    arguments (not on which worker writes the shard holding j), so shards
+    can be written by separate workers (`tfsynth.beam.generate`) and
+    `finish` writes the manifest over all of them. The arguments are
+    `generate`'s (all keyword, all required).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from tfsynth.models import build_model
+    >>> root = tempfile.mkdtemp()
+    >>> m = build_model("cgan", (16, 16, 1), num_classes=2, latent_dim=4, width=4)
+    >>> m.compile()
+    >>> m.save(os.path.join(root, "model.keras"))
+    >>> plan = ShardPlan(root, 5, labels="1", seed=0, batch_size=4, examples_per_shard=3,
+    ...     curate=False, min_confidence=0.9, classifier=None, steps=None, guidance=None)
+    >>> plan.num_shards, plan.write(root, 1)["num_examples"]
+    (2, 2)
+    """
+
+    def __init__(self, model, n, **kwargs):
+        from tfsynth.models import describe, load_generator, set_sampling
+
+        k = kwargs  # labels, seed, batch_size, examples_per_shard, curate, ... (see `generate`)
+        _check_args(n, k["steps"], k["guidance"], k["curate"], k["min_confidence"])
+        self.model, self.n, self.args = model, n, dict(kwargs)
+        trainer = set_sampling(
+            load_generator(model), k["steps"], k["guidance"], where=describe(model)
+        )
+        self.trainer = trainer
+        self.resampler = _resampler(
+            trainer, model, n, k["seed"], k["min_confidence"], k["classifier"], k["curate"]
+        )
+        self.names = self.resampler.class_names if self.resampler else _class_names(trainer)
+        self.wanted = _wanted_labels(
+            trainer, n, k["labels"], k["seed"], len(self.names), bool(self.resampler)
+        )
+        self.num_shards = max(1, -(-n // k["examples_per_shard"]))
+
+    def write(self, directory, i: int) -> dict[str, Any]:
+        """Writes shard i into `directory`; returns its manifest entry."""
+        return _write_shard(self, directory, i)
+
+    def finish(self, directory, out, shards, t0: float) -> dict[str, Any]:
+        """Writes manifest.json and summary.json into `directory`; returns the manifest."""
+        a = self.args
+        return _finish(
+            directory, out, self.trainer, self.model, a["seed"], a["labels"], self.names,
+            shards, self.resampler, t0,
+        )  # fmt: skip
 
 
 def _class_names(trainer) -> list[str]:
@@ -166,28 +218,31 @@ def _wanted_labels(trainer, n, labels, seed, num_classes, curated) -> np.ndarray
     return explicit if explicit is not None else uniform_labels(np.arange(n), num_classes)
 
 
-def _write_shards(tmp, trainer, n, wanted, seed, batch_size, per_shard, names, resampler):
+def _write_shard(plan: ShardPlan, directory, i: int) -> dict[str, Any]:
     from tfsynth.data.records import shard_name, write_shard
     from tfsynth.models.sampling import generate_batches
 
-    features = {**FEATURES, **(CONFIDENCE if resampler else {})}
-    num_shards = max(1, -(-n // per_shard))
-    shards = []
-    for i in range(num_shards):
-        a, b = i * per_shard, min(n, (i + 1) * per_shard)
-        if resampler is not None:
-            batches = resampler.batches(a, wanted[a:b], batch_size)
-        else:
-            batches = generate_batches(
-                trainer,
-                b - a,
-                labels=None if wanted is None else wanted[a:b],
-                seed=seed,
-                start=a,
-                batch_size=batch_size,
-            )
-        shards.append(write_shard(tmp / shard_name(i, num_shards), batches, features, len(names)))
-    return shards
+    per_shard, bs, seed = (
+        plan.args["examples_per_shard"],
+        plan.args["batch_size"],
+        plan.args["seed"],
+    )
+    features = {**FEATURES, **(CONFIDENCE if plan.resampler else {})}
+    a, b = i * per_shard, min(plan.n, (i + 1) * per_shard)
+    wanted = plan.wanted
+    if plan.resampler is not None:
+        batches = plan.resampler.batches(a, wanted[a:b], bs)
+    else:
+        batches = generate_batches(
+            plan.trainer,
+            b - a,
+            labels=None if wanted is None else wanted[a:b],
+            seed=seed,
+            start=a,
+            batch_size=bs,
+        )
+    path = Path(directory) / shard_name(i, plan.num_shards)
+    return write_shard(path, batches, features, len(plan.names))
 
 
 def _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0):
@@ -246,4 +301,4 @@ def _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0
     return manifest
 
 
-__all__ = ["generate"]
+__all__ = ["ShardPlan", "generate"]

@@ -658,6 +658,22 @@ def build_fused(
         raise ConfigError(
             f"--shard-index: expected 0 <= index < {layout.num_shards} (--num-shards), got {shard_index}"
         )
+    staging, plan = _start_build(layout, out, overwrite)
+    todo = range(layout.num_shards) if shard_index is None else [shard_index]
+    entry = None
+    for k in todo:
+        entry = _finished(staging, k, layout.num_shards) or _write_one_shard(layout, staging, k)
+    if shard_index is not None:
+        done = sum(
+            _entry_path(staging, i, layout.num_shards).is_file() for i in range(layout.num_shards)
+        )
+        return {"shard": entry, "num_shards": layout.num_shards, "finished": done}
+    return _merge(out, staging, plan, cfg, overwrite, t0)
+
+
+def _start_build(layout: Layout, out: Path, overwrite: bool) -> tuple[Path, dict]:
+    """The staging directory, holding the plan that every shard's worker agrees on."""
+    cfg = layout.cfg
     staging = _prepare_staging(out, cfg, overwrite)
     plan = {
         "fingerprint": cfg.fingerprint(),
@@ -670,16 +686,7 @@ def build_fused(
     }
     if not (staging / PLAN_FILE).is_file():
         atomic_write_json(staging / PLAN_FILE, plan)
-    todo = range(layout.num_shards) if shard_index is None else [shard_index]
-    entry = None
-    for k in todo:
-        entry = _finished(staging, k, layout.num_shards) or _write_one_shard(layout, staging, k)
-    if shard_index is not None:
-        done = sum(
-            _entry_path(staging, i, layout.num_shards).is_file() for i in range(layout.num_shards)
-        )
-        return {"shard": entry, "num_shards": layout.num_shards, "finished": done}
-    return _merge(out, staging, plan, cfg, overwrite, t0)
+    return staging, plan
 
 
 def _as_config(config, kwargs: Mapping[str, Any]) -> FusionConfig:
