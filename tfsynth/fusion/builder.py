@@ -50,6 +50,7 @@ from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shar
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.fusion.plan import SOURCES, class_totals, solve_counts, source_totals
 from tfsynth.fusion.sources import (
+    OPTIONAL,
     PROVENANCE,
     ArraySource,
     AugmentSource,
@@ -348,6 +349,9 @@ class Layout:
         self.features = dict(PROVENANCE)
         if any(src.soft_labels for src in self.sources):
             self.features["soft_label"] = {"dtype": "float32", "shape": [k]}
+        for name in OPTIONAL:
+            if any(name in src.columns for src in self.sources):
+                self.features[name] = {"dtype": "string", "shape": []}
 
     def _candidates(self, real: ArraySource) -> dict[str, Any]:
         """The sources the config names, before the plan picks among them."""
@@ -423,6 +427,11 @@ class Layout:
                 if key == "soft_label":
                     cols = [
                         p.get("soft_label", np.eye(num_classes, dtype=np.float32)[p["label"]])
+                        for _, p in parts
+                    ]
+                elif key in OPTIONAL:
+                    cols = [
+                        p.get(key, np.full(len(p["label"]), OPTIONAL[key], object))
                         for _, p in parts
                     ]
                 else:
@@ -692,9 +701,9 @@ def materialize(config: FusionConfig | Mapping[str, Any] | None = None, **kwargs
     The same `Layout` makes every shard in turn, so images and labels are
     byte-identical, row for row, to `load_dataset(out)` after `build_fused`.
     The provenance columns (source, source_index, gen_seed, gen_index,
-    model_id, policy, confidence, and soft_label when a source has it) are
-    the dataset's extras; string columns are str arrays. The metadata holds
-    the fusion description that the manifest would hold.
+    model_id, policy, confidence, and soft_label or method when a source
+    has it) are the dataset's extras; string columns are str arrays. The
+    metadata holds the fusion description that the manifest would hold.
 
     Args:
         config: a `FusionConfig` (or its dict); or pass its fields as
