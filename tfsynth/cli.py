@@ -123,6 +123,7 @@ def _cmd_fuse_search(args) -> None:
         out=args.out,
         aug_policy=args.aug_policy,
         gen=args.gen,
+        pseudo=args.pseudo,
         config=config,
         seed=args.seed,
         class_target=args.class_target,
@@ -543,7 +544,9 @@ def _cmd_run(args) -> None:
     from tfsynth.config import preset
     from tfsynth.runner import run
 
-    config = preset(args.preset, data=args.data, model=args.model, seed=args.seed)
+    config = preset(
+        args.preset, data=args.data, model=args.model, seed=args.seed, unlabeled=args.unlabeled
+    )
     if args.test:
         config.data.test_spec = args.test
     out = args.out or f"runs/{args.preset}"
@@ -562,6 +565,11 @@ def _add_run(sub) -> None:
         "(each is trained with its preset settings; the search picks; default: cgan)",
     )
     p.add_argument("--test", help="a held-out test set spec (default: a 20%% split of --data)")
+    p.add_argument(
+        "--unlabeled",
+        help="unlabelled images: an SSL encoder and pseudo-labels add D_pseudo to the search "
+        "of the mix (labels in this spec, if any, only score the pseudo-labels)",
+    )
     p.add_argument(
         "--preset",
         default="quick",
