@@ -273,6 +273,9 @@ def _cmd_evaluate(args) -> None:
     )
     from tfsynth.evaluation.evaluate import HEADLINE
 
+    for note in ("extractor_note", "utility_note"):  # e.g. unlabelled --real
+        if note in s:
+            print(f"note: {s[note]}")
     print(", ".join(f"{k} {s[k]:.4g}" for k in HEADLINE if isinstance(s.get(k), float)))
     print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
 
@@ -302,8 +305,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--extractor",
-        default="domain",
-        help="domain (default), inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
+        default="auto",
+        help="auto (default: domain, or with unlabelled --real an SSL encoder trained on it), "
+        "domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
     from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
@@ -315,7 +319,10 @@ def _add_evaluate(sub) -> None:
         help=f"classifier epochs (step budget of the real set) for utility (default {DEFAULT_EPOCHS})",
     )
     p.add_argument(
-        "--extractor-epochs", type=int, default=DEFAULT_EPOCHS, help="domain classifier epochs"
+        "--extractor-epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help="epochs of the extractor trained on --real (domain classifier or SSL encoder)",
     )
     p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
     p.add_argument(
