@@ -201,7 +201,8 @@ def _add_fuse(sub) -> None:
     p.add_argument(
         "--class-target",
         default="match",
-        help="match (real class distribution), uniform, or CLASS=WEIGHT,... (default match)",
+        help="match (real class distribution), uniform, pool (each source's classes as it holds "
+        "them; for --pseudo) or CLASS=WEIGHT,... (default match)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-shards", type=int, help="number of output shards")

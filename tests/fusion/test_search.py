@@ -225,9 +225,13 @@ def test_a_pseudo_mix_takes_every_kept_image_whatever_its_class(monkeypatch, tmp
     rows, fusion = result["table"], result["chosen_fusion"]
     assert [r["label"] for r in rows] == ["real only", "real + pseudo"]
     assert result["chosen"] == 1 and rows[1]["num_examples"] == 55
-    # "match" would ask the pseudo set for 17-18 'right' images; it has 5.
-    assert fusion["counts"] == "real=20,pseudo=35" and fusion["class_target"] == [40.0, 15.0]
+    assert fusion["counts"] == "real=20,pseudo=35" and fusion["class_target"] == "pool"
     assert fusion["pseudo"] == pseudo and result["ladder"] == {"D": 0, "D+pseudo": 1}
     d = materialize(FusionConfig(real=real, **fusion))
     assert sorted(set(d.extras["source"])) == ["pseudo", "real"]
+    assert np.bincount(d.labels).tolist() == [40, 15]
+    with pytest.raises(
+        ConfigError, match="class 'right' needs 27 examples but the sources can give at most 15"
+    ):
+        materialize(FusionConfig(real=real, **{**fusion, "class_target": "match"}))
     assert (d.extras["source"] == "pseudo").sum() == 35

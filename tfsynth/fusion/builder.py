@@ -48,7 +48,14 @@ import numpy as np
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shard
 from tfsynth.errors import ConfigError, DataError
-from tfsynth.fusion.plan import SOURCES, class_totals, solve_counts, source_totals
+from tfsynth.fusion.plan import (
+    POOL,
+    SOURCES,
+    class_totals,
+    pool_targets,
+    solve_counts,
+    source_totals,
+)
 from tfsynth.fusion.sources import (
     OPTIONAL,
     PROVENANCE,
@@ -83,7 +90,8 @@ class FusionConfig:
             and the rest shared equally by the synthetic sources given.
         counts: ``real=5000,gen=5000``: exact counts instead of ratios.
         size: size of D' with ratios; default: use all real examples once.
-        class_target: ``match`` (the real class distribution), ``uniform``
+        class_target: ``match`` (the real class distribution), ``uniform``,
+            ``pool`` (each source's classes as it holds them: for --pseudo)
             or ``CLASS=WEIGHT,...``.
         seed: base seed of every random choice.
         num_shards: number of output shards (default from examples_per_shard).
@@ -318,12 +326,17 @@ class Layout:
         self.names = list(totals)
         self.sources = [candidates[n] for n in self.names]
         self.size = int(sum(totals.values()))
-        self.targets = class_totals(cfg.class_target, self.size, self.class_names, real.caps(k))
+        caps = np.stack([s.caps(k) for s in self.sources])
+        flexible = [s.flexible for s in self.sources]
+        if cfg.class_target == POOL:
+            self.targets = pool_targets(list(totals.values()), caps, flexible, real.caps(k))
+        else:
+            self.targets = class_totals(cfg.class_target, self.size, self.class_names, real.caps(k))
         self.counts = solve_counts(
             list(totals.values()),
             self.targets,
-            np.stack([s.caps(k) for s in self.sources]),
-            [s.flexible for s in self.sources],
+            caps,
+            flexible,
             source_names=self.names,
             class_names=self.class_names,
         )

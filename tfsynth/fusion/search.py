@@ -45,7 +45,7 @@ from tfsynth.evaluation.classifier import (
     train_classifier,
 )
 from tfsynth.fusion.builder import _is_model
-from tfsynth.fusion.plan import apportion
+from tfsynth.fusion.plan import POOL
 
 REAL_ONLY = "real only"
 # "auto" multipliers: 1, and enough synthetic data to bring D' to about this
@@ -176,10 +176,10 @@ class Candidate:
 
 @dataclass(frozen=True)
 class PseudoSet:
-    """D_pseudo as the grid sees it: its dataset directory and its images per class."""
+    """D_pseudo as the grid sees it: its dataset directory and its size."""
 
     path: str
-    class_counts: tuple[int, ...]
+    num_examples: int
 
     @classmethod
     def load(cls, path: str | os.PathLike, real: ImageDataset) -> PseudoSet:
@@ -189,11 +189,7 @@ class PseudoSet:
 
         ds = load_dataset(os.fspath(path)).require_labels("the search's pseudo source")
         check_compatible(real, ds)
-        return cls(os.fspath(path), tuple(int(c) for c in ds.class_counts()))
-
-    def used(self, share: float) -> np.ndarray:
-        """Images per class a candidate with this share takes (as the fusion plan does)."""
-        return apportion(round(share * sum(self.class_counts)), self.class_counts)
+        return cls(os.fspath(path), len(ds))
 
 
 def candidates(
@@ -258,11 +254,10 @@ def fusion_config_of(
 ) -> dict:
     """The `FusionConfig` fields that build the candidate with `build_fused`.
 
-    A candidate with D_pseudo gives exact `counts`; under the class target
-    "match" its target becomes the class counts of what it holds (real, each
-    synthetic copy of it, the pseudo images used), which the fixed pseudo
-    images can always meet: the real distribution alone may ask them for more
-    images of a class than the pseudo-labeller kept.
+    A candidate with D_pseudo gives exact `counts`, and the class target
+    "match" becomes "pool" (`tfsynth.fusion.plan.pool_targets`): the real
+    distribution may ask the pseudo images for more of a class than the
+    pseudo-labeller kept.
     """
     n = len(real) if isinstance(real, ImageDataset) else None
     fields = {
@@ -275,11 +270,9 @@ def fusion_config_of(
     if not cand.uses_pseudo:
         size = round(n * (1 + cand.multiplier)) if n is not None else None
         return {**fields, "ratios": cand.ratios(), "size": size}
-    used = pseudo.used(cand.pseudo)
     if class_target == "match":
-        held = (1 + cand.multiplier) * real.class_counts() + used
-        fields["class_target"] = [float(v) for v in held]
-    return {**fields, "counts": cand.counts(n, int(used.sum())), "pseudo": pseudo.path}
+        fields["class_target"] = POOL
+    return {**fields, "counts": cand.counts(n, pseudo.num_examples), "pseudo": pseudo.path}
 
 
 def _score(
