@@ -249,10 +249,11 @@ def _add_export(sub) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    from tfsynth.data import load_dataset
     from tfsynth.evaluation import evaluate_to_dir
 
     s = evaluate_to_dir(
-        args.real,
+        load_dataset(args.real, unlabeled=True) if args.unlabeled else args.real,
         args.synthetic,
         args.test,
         out=args.out,
@@ -297,6 +298,11 @@ def _add_evaluate(sub) -> None:
         "evaluate", help="validate synthetic data: FID/KID/PRDC, utility (TSTR, D vs D'), privacy"
     )
     p.add_argument("--real", required=True, help="real training data spec (what the generator saw)")
+    p.add_argument(
+        "--unlabeled",
+        action="store_true",
+        help="read --real without its labels: label-free metrics on an SSL encoder, no utility",
+    )
     p.add_argument(
         "--synthetic", required=True, help="synthetic data spec (e.g. a generate output)"
     )

@@ -139,7 +139,9 @@ def test_unlabelled_real_gets_a_cached_ssl_encoder_and_no_utility(specs, tmp_pat
     assert first["extractor"] == "ssl-encoder" and first["extractor_cached"] is False
     assert "tstr_accuracy" not in first and "utility" in first["utility_note"]
     assert "fid_per_class_mean" not in first and first["fid"] >= 0
-    assert main([*args, "--out", str(tmp_path / "e2")]) == 0
+    # The same images with their labels, read without them: the cached encoder is reused.
+    args[args.index("--real") + 1] = specs["real"]
+    assert main([*args, "--unlabeled", "--out", str(tmp_path / "e2")]) == 0
     again = json.loads((tmp_path / "e2" / "summary.json").read_text())
     assert again["extractor_cached"] is True and again["fid"] == pytest.approx(first["fid"])
     assert len(list((tmp_path / "c" / "ssl").iterdir())) == 1
