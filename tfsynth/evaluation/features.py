@@ -412,7 +412,8 @@ def trained_ssl_extractor(
         "extractor_cache_key": key,
         "extractor_note": (
             f"{train.name} is unlabelled: the metrics use a self-supervised encoder trained on "
-            f"its images ({epochs} epochs, labels unused), not the domain classifier"
+            f"its images ({epochs} epoch{'s' * (epochs != 1)}, labels unused), not the domain "
+            "classifier"
         ),
     }
     return FeatureExtractor(encoder, SSL_FEATURES, name="ssl-encoder", info=info)

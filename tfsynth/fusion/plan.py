@@ -279,7 +279,8 @@ def solve_counts(
         raise ConfigError(
             f"--class-target: class {names[c]!r} needs {targets[c]} examples but {why}; "
             "add a conditional generator (--gen MODEL.keras), lower the real ratio or size, "
-            "or use --class-target match (or pool: each source's classes as it holds them)"
+            "or change --class-target (match: the real class distribution; pool: each source's "
+            "classes as it holds them)"
         )
     return flow
 
