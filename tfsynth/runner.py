@@ -15,10 +15,10 @@ Stages, each writing one place under the run directory OUT::
     report    OUT/summary.json, OUT/report.html, OUT/report.md
 
 The validation split chooses the checkpoint of each generator, the mix of
-D' (with or without D_pseudo) and the generator that feeds it; the test split only reports. Every
-stage's output appears atomically (or resumes itself, as training and
-fusion do), so "its output exists" means "finished": a rerun after an
-interruption skips finished stages. OUT/stages.json records each stage's
+D' (with or without D_pseudo) and the generator that feeds it; the test
+split only reports. Every stage's output appears atomically (or resumes
+itself, as training and fusion do), so "its output exists" means
+"finished": a rerun after an interruption skips finished stages. OUT/stages.json records each stage's
 time and outputs. This module adds no logic beyond orchestration.
 """
 

@@ -176,7 +176,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class PseudoSet:
-    """D_pseudo as the grid sees it: its dataset directory and its size."""
+    """D_pseudo as the grid sees it: its dataset directory and its size.
+
+    Example:
+
+    >>> pseudo = PseudoSet("runs/r/pseudo", num_examples=601)
+    >>> Candidate(1.0, pseudo=1.0).counts(100, pseudo.num_examples)
+    'real=100,aug=100,pseudo=601'
+    """
 
     path: str
     num_examples: int
