@@ -46,6 +46,7 @@ def test_bad_values_name_the_field():
         (("fuse", "multipliers"), (-1.0,), "search.multipliers: expected numbers >= 0"),
         (("fuse", "gen_shares"), (), "search.gen_shares: expected numbers in [0, 1], got []"),
         (("fuse", "search_seeds"), 0, "fuse.search_seeds: expected a positive integer"),
+        (("semi", "pseudo_shares"), (0.0,), "search.pseudo_shares: expected numbers in (0, 1]"),
     ],
 )
 def test_new_fields_are_validated(field, value, message):
@@ -54,6 +55,26 @@ def test_new_fields_are_validated(field, value, message):
     with pytest.raises(ConfigError) as e:
         cfg.validate()
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("ssl_epochs", 0, "semi.ssl_epochs: expected a positive integer, got 0"),
+        ("min_confidence", 1.5, "semi.min_confidence: expected a number in (0, 1), got 1.5"),
+        ("method", "vote", "semi.method: expected one of propagate, knn, linear"),
+    ],
+)
+def test_semi_settings_are_checked_only_with_unlabeled_data(field, value, message):
+    cfg = preset("smoke")
+    setattr(cfg.semi, field, value)
+    cfg.validate()  # no --unlabeled: the settings are unused
+    cfg.semi.unlabeled = "mnist-10k[600:900]"
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value)
+    ok = preset("smoke", unlabeled="mnist-10k[600:900]")
+    assert ok.semi.ssl_config(seed=3).seed == 3 and RunConfig.from_json(ok.to_json()) == ok
 
 
 def test_models_list_and_search_config():

@@ -12,7 +12,8 @@ import nbformat  # the `test` extra installs nbformat, nbclient and ipykernel
 import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["01_quickstart", "02_train_gan_vae", "03_augment_fuse_validate", "04_export_and_serve"]
+NAMES = ["01_quickstart", "02_train_gan_vae", "03_augment_fuse_validate", "04_export_and_serve",
+         "05_semi_supervised"]  # fmt: skip
 BADGE = "https://colab.research.google.com/github/tfsynth/tfsynth/blob/main/notebooks/{}.ipynb"
 INSTALL = '%pip install -q "tfsynth @ git+https://github.com/tfsynth/tfsynth"'
 SMOKE_FLAG = 'SMOKE = os.environ.get("TFSYNTH_NOTEBOOK_SMOKE") == "1"'
@@ -30,6 +31,16 @@ EXPECTED = {
         2,
         ["serving_default", "sample", "(20, 28, 28, 1)", "same seed, same images: True"],
     ),
+    "05_semi_supervised": (
+        2,
+        [
+            "unlabelled",
+            '"pseudo_label_accuracy"',
+            "source=pseudo, source_index=",
+            "| D' (+ pseudo, ",
+            "features: ssl:ssl",
+        ],
+    ),  # fmt: skip
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import listing
 from tfsynth.cli import main
 from tfsynth.config import preset
+from tfsynth.data import load_dataset
 from tfsynth.errors import ConfigError
 from tfsynth.runner import _check_config
 
@@ -138,3 +139,63 @@ def test_a_model_list_trains_each_and_the_search_sees_the_usable_ones(tmp_path):
     in_grid = {r["generator"] for r in search["table"] if r["generator"]}
     assert in_grid == set(usable)
     assert summary["exported_model"] in ("cgan", "cvae")
+
+
+def _npz(tmp_path, name, images, labels=None):
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+    np.savez(tmp_path / f"{name}.npz", **arrays)
+    return f"npz:{tmp_path / f'{name}.npz'}"
+
+
+@pytest.mark.parametrize("case", ["shape", "missing class", "bogus"])
+def test_bad_unlabeled_data_exits_2_before_anything_is_written(tmp_path, capsys, case):
+    images = np.zeros((600, 16, 16, 1), np.uint8)
+    data = _npz(tmp_path, "real", images, np.arange(600) % 3)
+    unlabeled, message = {
+        "shape": (_npz(tmp_path, "u28", np.zeros((50, 28, 28, 1), np.uint8)), "shapes must match"),
+        "missing class": (_npz(tmp_path, "u16", images[:50]), "class '1' has no labelled images"),
+        "bogus": ("bogus", "unknown dataset spec 'bogus'"),
+    }[case]
+    if case == "missing class":
+        data = _npz(tmp_path, "real", images, np.arange(600) % 2 * 2)  # classes 0 and 2
+    before = listing(tmp_path)
+    rc = main(["run", "--preset", "smoke", "--data", data, "--unlabeled", unlabeled,
+               "--out", str(tmp_path / "run"), "--saved-models", str(tmp_path / "sm")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_unlabeled_data_adds_pseudo_to_the_search_and_to_d_prime(tmp_path, monkeypatch):
+    """`run --unlabeled`: SSL, D_pseudo, pseudo candidates in the search, source=pseudo in D'.
+
+    Which mix wins is tested in tests/fusion/test_search.py; here validation
+    prefers the largest mix, so D' must be the one with D_pseudo.
+    """
+    from tfsynth.fusion import search as search_mod
+    from tfsynth.runner import run
+
+    monkeypatch.setattr(search_mod, "_score", lambda data, n, *a: {
+        "val": [len(data) / 10_000], "val_loss": [1.0], "test": [0.5]})  # fmt: skip
+    cfg = preset("smoke", data="mnist-10k[:300]", unlabeled="mnist-10k[300:500]")
+    cfg.train.steps, cfg.augment.num_examples, cfg.generate.num_examples = 5, 20, 50
+    cfg.fuse.multipliers, cfg.fuse.gen_shares = (1.0,), (0.0,)
+    out, lines = tmp_path / "run", []
+    summary = run(cfg, out=out, saved_models=tmp_path / "sm", log=lines.append, verbose=0)
+    search = json.loads((out / "search" / "search.json").read_text())
+    families = [r["family"] for r in search["table"]]
+    assert families == ["D", "D+aug", "D+pseudo", "D+aug+pseudo"]
+    assert search["table"][search["chosen"]]["family"] == "D+aug+pseudo"
+    fused = load_dataset(str(out / "fused"))
+    sources = fused.extras["source"].astype(str)
+    kept = summary["pseudo.num_kept"]
+    assert (sources == "pseudo").sum() == kept and 0 < kept <= 200
+    assert set(fused.extras["method"].astype(str)[sources == "pseudo"]) == {
+        "propagate+self-training"
+    }
+    assert 0 <= summary["pseudo.pseudo_label_accuracy"] <= 1  # the spec's labels score it
+    ssl = json.loads((out / "ssl" / "summary.json").read_text())
+    assert ssl["num_examples"] == summary["num_train"] + 200 and not ssl["labels_used"]
+    run(cfg, out=out, saved_models=tmp_path / "sm", log=lines.append, verbose=0)
+    assert "[ssl] already done, skipped" in lines and "[pseudo] already done, skipped" in lines

@@ -127,6 +127,7 @@ def _cmd_fuse_search(args) -> None:
         out=args.out,
         aug_policy=args.aug_policy,
         gen=args.gen,
+        pseudo=args.pseudo,
         config=config,
         seed=args.seed,
         class_target=args.class_target,
@@ -248,7 +249,8 @@ def _add_fuse(sub) -> None:
     p.add_argument(
         "--class-target",
         default="match",
-        help="match (real class distribution), uniform, or CLASS=WEIGHT,... (default match)",
+        help="match (real class distribution), uniform, pool (each source's classes as it holds "
+        "them; for --pseudo) or CLASS=WEIGHT,... (default match)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-shards", type=int, help="number of output shards")
@@ -296,10 +298,11 @@ def _add_export(sub) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    from tfsynth.data import load_dataset
     from tfsynth.evaluation import evaluate_to_dir
 
     s = evaluate_to_dir(
-        args.real,
+        load_dataset(args.real, unlabeled=True) if args.unlabeled else args.real,
         args.synthetic,
         args.test,
         out=args.out,
@@ -321,6 +324,9 @@ def _cmd_evaluate(args) -> None:
     )
     from tfsynth.evaluation.evaluate import HEADLINE
 
+    for note in ("extractor_note", "utility_note"):  # e.g. unlabelled --real
+        if note in s:
+            print(f"note: {s[note]}")
     print(", ".join(f"{k} {s[k]:.4g}" for k in HEADLINE if isinstance(s.get(k), float)))
     print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
 
@@ -342,6 +348,11 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("--real", required=True, help="real training data spec (what the generator saw)")
     p.add_argument(
+        "--unlabeled",
+        action="store_true",
+        help="read --real without its labels: label-free metrics on an SSL encoder, no utility",
+    )
+    p.add_argument(
         "--synthetic", required=True, help="synthetic data spec (e.g. a generate output)"
     )
     p.add_argument("--test", help="held-out real data spec (default: 20%% split off --real)")
@@ -350,8 +361,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--extractor",
-        default="domain",
-        help="domain (default), inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
+        default="auto",
+        help="auto (default: domain, or with unlabelled --real an SSL encoder trained on it), "
+        "domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
     from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
@@ -363,7 +375,10 @@ def _add_evaluate(sub) -> None:
         help=f"classifier epochs (step budget of the real set) for utility (default {DEFAULT_EPOCHS})",
     )
     p.add_argument(
-        "--extractor-epochs", type=int, default=DEFAULT_EPOCHS, help="domain classifier epochs"
+        "--extractor-epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help="epochs of the extractor trained on --real (domain classifier or SSL encoder)",
     )
     p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
     p.add_argument(
@@ -594,7 +609,9 @@ def _cmd_run(args) -> None:
     from tfsynth.config import preset
     from tfsynth.runner import run
 
-    config = preset(args.preset, data=args.data, model=args.model, seed=args.seed)
+    config = preset(
+        args.preset, data=args.data, model=args.model, seed=args.seed, unlabeled=args.unlabeled
+    )
     if args.test:
         config.data.test_spec = args.test
     out = args.out or f"runs/{args.preset}"
@@ -613,6 +630,11 @@ def _add_run(sub) -> None:
         "(each is trained with its preset settings; the search picks; default: cgan)",
     )
     p.add_argument("--test", help="a held-out test set spec (default: a 20%% split of --data)")
+    p.add_argument(
+        "--unlabeled",
+        help="unlabelled images: an SSL encoder and pseudo-labels add D_pseudo to the search "
+        "of the mix (labels in this spec, if any, only score the pseudo-labels)",
+    )
     p.add_argument(
         "--preset",
         default="quick",

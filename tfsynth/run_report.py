@@ -26,6 +26,10 @@ FAMILY_LABELS = {
     "D+aug": "D + augmentation",
     "D+gen": "D + generated",
     "D+aug+gen": "D + augmentation + generated",
+    "D+pseudo": "D + pseudo-labelled",
+    "D+aug+pseudo": "D + augmentation + pseudo-labelled",
+    "D+gen+pseudo": "D + generated + pseudo-labelled",
+    "D+aug+gen+pseudo": "D + augmentation + generated + pseudo-labelled",
 }
 
 
@@ -70,7 +74,7 @@ def _ladder_table(search: dict[str, Any]) -> tuple | None:
         return None
     base = rows[0]["test_accuracy"]
     body = []
-    for family in ("D", "D+aug", "D+gen", "D+aug+gen"):
+    for family in FAMILY_LABELS:
         if family not in ladder:
             continue
         r = rows[ladder[family]]
@@ -132,6 +136,10 @@ def warnings(
         if low:
             classes = ", ".join(f"{c} ({f:.0%} kept)" for c, f in low.items())
             out.append(f"The classifier mostly rejects {name}'s samples of class {classes}.")
+    if "pseudo.error" in summary:
+        out.append(
+            f"Pseudo-labelling kept nothing; D' was chosen without D_pseudo: {summary['pseudo.error']}"
+        )
     rate = summary.get("memorization_rate")
     if rate is not None and rate > 2 * MEMORIZATION_EXPECTED:
         out.append(
@@ -226,6 +234,9 @@ def _run_fields(out, config, stages, wall, trains, gens) -> dict[str, Any]:
         if "kept_fraction" in g:
             fields[f"generate.{m}.kept_fraction"] = g["kept_fraction"]
             fields[f"generate.{m}.num_examples"] = g.get("num_examples")
+    for k, v in stages.get("pseudo", {}).items():  # with --unlabeled: kept, accuracy, error
+        if k not in ("seconds", "finished", "skipped_runs"):
+            fields[f"pseudo.{k}"] = v
     for k, v in stages.items():
         if "seconds" in v:
             fields[f"stage_seconds.{k}"] = v["seconds"]

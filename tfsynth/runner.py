@@ -4,6 +4,8 @@ Stages, each writing one place under the run directory OUT::
 
     split     OUT/data/{train,val,test}   seeded, disjoint dataset dirs
     augment   OUT/augmented               D_aug preview set (tfsynth.augment.augment_to_dir)
+    ssl       OUT/ssl                     with --unlabeled: SSL encoder on train + unlabelled images
+    pseudo    OUT/pseudo                  with --unlabeled: D_pseudo (tfsynth.selfsup.pseudo_label)
     train     OUT/models/NAME             each generator, checked on val (tfsynth.training.train)
     generate  OUT/generated/NAME          curated D_gen (tfsynth.generation.generate)
     search    OUT/search                  the mix chosen on val (tfsynth.fusion.search)
@@ -13,10 +15,10 @@ Stages, each writing one place under the run directory OUT::
     report    OUT/summary.json, OUT/report.html, OUT/report.md
 
 The validation split chooses the checkpoint of each generator, the mix of
-D' and the generator that feeds it; the test split only reports. Every
-stage's output appears atomically (or resumes itself, as training and
-fusion do), so "its output exists" means "finished": a rerun after an
-interruption skips finished stages. OUT/stages.json records each stage's
+D' (with or without D_pseudo) and the generator that feeds it; the test
+split only reports. Every stage's output appears atomically (or resumes
+itself, as training and fusion do), so "its output exists" means
+"finished": a rerun after an interruption skips finished stages. OUT/stages.json records each stage's
 time and outputs. This module adds no logic beyond orchestration.
 """
 
@@ -38,6 +40,8 @@ from tfsynth.io import atomic_write_json, atomic_write_text
 STAGES = (
     "split",
     "augment",
+    "ssl",
+    "pseudo",
     "train",
     "generate",
     "search",
@@ -196,10 +200,12 @@ def run(
     splits_done = all(r.split_dir(k).exists() for k in ("train", "val", "test"))
     # Split in memory before creating anything: bad data leaves no run directory.
     parts = None if splits_done else _split_parts(config)
+    _check_unlabeled(r, parts)
     _check_config(out, config)
     stages = _Stages(out, log)
     stages.run("split", lambda: splits_done, lambda: _split(r, parts))
     stages.run("augment", (out / "augmented").exists, lambda: _augment(r))
+    _semi_stages(r, stages)
     models = config.train.models
     stages.run("train", lambda: _all_done(r, models, "train"), lambda: _train(r, models))
     stages.run("generate", lambda: _all_done(r, models, "generate"), lambda: _generate(r, models))
@@ -262,6 +268,68 @@ def _augment(r: _Run) -> dict[str, int]:
         preview=r.out / "figures" / "augment_preview.png",
     )
     return {"num_examples": s["num_examples"]}
+
+
+def _unlabeled(r: _Run):
+    """The --unlabeled images, loaded once (their labels, if any, only score D_pseudo)."""
+    from tfsynth.data import load_dataset
+
+    if "unlabeled" not in r.datasets:
+        r.datasets["unlabeled"] = load_dataset(r.config.semi.unlabeled)
+    return r.datasets["unlabeled"]
+
+
+def _check_unlabeled(r: _Run, parts) -> None:
+    """Bad --unlabeled data fails here, before anything is written (shapes, classes)."""
+    from tfsynth.selfsup.pseudo import check_pair
+
+    if r.config.semi.unlabeled:
+        train = parts["train"] if parts is not None else r.dataset("train")
+        check_pair(train, _unlabeled(r), "run --unlabeled (the training split)")
+
+
+def _semi_stages(r: _Run, stages: _Stages) -> None:
+    """With --unlabeled: the SSL encoder, then D_pseudo (a failed labelling is recorded)."""
+    if not r.config.semi.unlabeled:
+        return
+    stages.run("ssl", (r.out / "ssl" / "summary.json").exists, lambda: _ssl(r))
+    failed = "error" in stages.record.get("pseudo", {})
+    stages.run("pseudo", lambda: failed or _pseudo_dir(r) is not None, lambda: _pseudo(r))
+
+
+def _ssl(r: _Run) -> dict[str, Any]:
+    from tfsynth.selfsup.pseudo import train_ssl_on
+
+    s = train_ssl_on(
+        r.dataset("train"),
+        _unlabeled(r),
+        r.config.semi.ssl_config(r.seed),
+        r.out / "ssl",
+        log=lambda line: r.log(f"  ssl: {line}"),
+    )
+    return {k: s[k] for k in ("num_examples", "epochs", "loss", "images_per_second")}
+
+
+def _pseudo(r: _Run) -> dict[str, Any]:
+    from tfsynth.selfsup import pseudo_label
+
+    cfg = r.config.semi.pseudo_config(
+        ssl=str(r.out / "ssl"), labeled=str(r.split_dir("train")), seed=r.seed
+    )
+    try:
+        s = pseudo_label(cfg, r.out / "pseudo", labeled=r.dataset("train"), unlabeled=_unlabeled(r))
+    except DataError as e:  # nothing confident enough: D' is chosen without D_pseudo
+        r.log(f"  pseudo-labelling kept nothing ({e}); left out of D'")
+        return {"error": str(e)}
+    r.log(f"  kept {s['num_kept']} of {s['num_unlabeled']} unlabelled images")
+    keys = ("num_unlabeled", "num_kept", "kept_fraction", "pseudo_label_accuracy")
+    return {k: s[k] for k in keys if k in s}
+
+
+def _pseudo_dir(r: _Run) -> str | None:
+    """D_pseudo's directory, when this run made one."""
+    path = r.out / "pseudo"
+    return str(path) if (path / "manifest.json").is_file() else None
 
 
 def _diffaugment(r: _Run) -> str | None:
@@ -357,6 +425,7 @@ def _search(r: _Run, models) -> dict[str, Any]:
             seed=r.seed,
             class_target=cfg.fuse.class_target,
             log=r.log,
+            pseudo=_pseudo_dir(r),
         )
     else:
         result = _fixed_mix(r, models)
@@ -380,6 +449,7 @@ def _fixed_mix(r: _Run, models) -> dict[str, Any]:
         "size": f.size,
         "min_confidence": r.config.generate.min_confidence if r.config.generate.curate else None,
         "seed": r.seed,
+        "pseudo": _pseudo_dir(r),  # used where fuse.ratios names it
     }
     return {"table": [], "chosen": None, "chosen_fusion": fusion, "ladder": {}}
 

@@ -75,7 +75,7 @@ def test_require_labels():
     [
         ["train", "--model", "cgan", "--steps", "1", "--batch-size", "4", "--quiet", "--data"],
         ["fuse", "--aug-policy", "digits", "--counts", "real=4,aug=4", "--real"],
-        ["evaluate", "--no-utility", "--synthetic", "mnist-10k[:4]", "--real"],
+        ["evaluate", "--extractor", "domain", "--synthetic", "mnist-10k[:4]", "--real"],
     ],
     ids=["train-cgan", "fuse", "evaluate"],
 )

@@ -124,3 +124,24 @@ def test_cli_bad_data_exit_2_and_nothing_half_written(specs, tmp_path, capsys, m
     rc, err = _run(base + ["--real", specs["real"]], capsys)
     assert rc == 2 and "already exists" in err[0]
     assert listing(out) == ["keep.txt"]
+
+
+def test_unlabelled_real_gets_a_cached_ssl_encoder_and_no_utility(specs, tmp_path, capsys):
+    real, test = separable(32, 0), separable(24, 2)
+    np.savez(tmp_path / "u.npz", images=real.images)
+    np.savez(tmp_path / "ut.npz", images=test.images)
+    args = ["evaluate", "--real", f"npz:{tmp_path / 'u.npz'}", "--synthetic", specs["syn"],
+            "--test", f"npz:{tmp_path / 'ut.npz'}", "--cache-dir", str(tmp_path / "c"), *FAST]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "e1")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: " in printed and "self-supervised encoder trained on its images" in printed
+    first = json.loads((tmp_path / "e1" / "summary.json").read_text())
+    assert first["extractor"] == "ssl-encoder" and first["extractor_cached"] is False
+    assert "tstr_accuracy" not in first and "utility" in first["utility_note"]
+    assert "fid_per_class_mean" not in first and first["fid"] >= 0
+    # The same images with their labels, read without them: the cached encoder is reused.
+    args[args.index("--real") + 1] = specs["real"]
+    assert main([*args, "--unlabeled", "--out", str(tmp_path / "e2")]) == 0
+    again = json.loads((tmp_path / "e2" / "summary.json").read_text())
+    assert again["extractor_cached"] is True and again["fid"] == pytest.approx(first["fid"])
+    assert len(list((tmp_path / "c" / "ssl").iterdir())) == 1

@@ -60,7 +60,7 @@ def test_bad_extractor_specs(tmp_path, monkeypatch):
         ConfigError, match="InceptionV3 ImageNet weights not found; tfsynth does not"
     ):
         F.build_extractor("inception")
-    with pytest.raises(ConfigError, match="expected domain, inception"):
+    with pytest.raises(ConfigError, match="expected auto, domain, inception"):
         F.build_extractor("resnet")
     with pytest.raises(ConfigError, match="extractor model file not found"):
         F.build_extractor(f"keras:{tmp_path}/none.keras:features")

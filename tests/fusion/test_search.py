@@ -190,3 +190,48 @@ def test_a_mix_that_cannot_be_built_is_recorded_and_skipped(monkeypatch):
     assert bad["error"] == "gen: the classifier rejects class '5'" and "val_accuracy" not in bad
     assert result["chosen"] == 0 and 2 not in result["ladder"].values()
     search_figure(result)
+
+
+def _skewed_pseudo(tmp_path):
+    """A pseudo-labelled set that kept 30 'left' and 5 'right' images (unlike real's 50/50)."""
+    ds = _halves(70, 7)
+    rows = np.concatenate([np.flatnonzero(ds.labels == 0)[:30], np.flatnonzero(ds.labels == 1)[:5]])
+    sub = ImageDataset(ds.images[rows], ds.labels[rows], class_names=["left", "right"], name="p")
+    write_dataset_dir(tmp_path / "pseudo", sub)
+    return str(tmp_path / "pseudo")
+
+
+def test_pseudo_doubles_the_grid_and_keeps_real_only_first():
+    cfg = SearchConfig(multipliers=(1.0,), gen_shares=(0.0,), pseudo_shares=(0.5, 1.0))
+    grid = candidates(cfg, has_aug=True, generators={}, has_pseudo=True)
+    assert [c.label for c in grid] == [
+        "real only", "real + 1x (aug)", "real + pseudo 50%", "real + pseudo 50% + 1x (aug)",
+        "real + pseudo", "real + pseudo + 1x (aug)",
+    ]  # fmt: skip
+    assert [c.family for c in grid[-2:]] == ["D+pseudo", "D+aug+pseudo"]
+    assert candidates(cfg, has_aug=True, generators={}) == grid[:2]
+
+
+def test_a_pseudo_mix_takes_every_kept_image_whatever_its_class(monkeypatch, tmp_path):
+    from tfsynth.fusion.builder import FusionConfig, materialize
+
+    pseudo = _skewed_pseudo(tmp_path)
+    # Validation prefers the bigger set, so the pseudo mix is chosen.
+    monkeypatch.setattr(
+        search_mod, "_score", lambda data, n, *a: {"val": [0.8 + (len(data) > n) / 10]}
+    )
+    real = _halves(20, 0)
+    result = search_mix(real, _halves(20, 1), config=SearchConfig(seeds=1), pseudo=pseudo)
+    rows, fusion = result["table"], result["chosen_fusion"]
+    assert [r["label"] for r in rows] == ["real only", "real + pseudo"]
+    assert result["chosen"] == 1 and rows[1]["num_examples"] == 55
+    assert fusion["counts"] == "real=20,pseudo=35" and fusion["class_target"] == "pool"
+    assert fusion["pseudo"] == pseudo and result["ladder"] == {"D": 0, "D+pseudo": 1}
+    d = materialize(FusionConfig(real=real, **fusion))
+    assert sorted(set(d.extras["source"])) == ["pseudo", "real"]
+    assert np.bincount(d.labels).tolist() == [40, 15]
+    with pytest.raises(
+        ConfigError, match="class 'right' needs 27 examples but the sources can give at most 15"
+    ):
+        materialize(FusionConfig(real=real, **{**fusion, "class_target": "match"}))
+    assert (d.extras["source"] == "pseudo").sum() == 35

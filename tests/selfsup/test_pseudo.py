@@ -144,3 +144,6 @@ def test_fuse_takes_pseudo_as_fourth_source(tmp_path, capsys):
     assert (fused.extras["confidence"][sources == "pseudo"] >= 0.5).all()
     model_ids = set(fused.extras["model_id"][sources == "pseudo"].astype(str))
     assert model_ids == {s["model_id"]}
+    methods = fused.extras["method"].astype(str)  # carried through; "" where it does not apply
+    assert set(methods[sources == "pseudo"]) == {"knn+self-training"}
+    assert set(methods[sources == "real"]) == {""}

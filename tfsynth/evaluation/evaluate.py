@@ -5,6 +5,11 @@ user model), downstream utility (TRTR, TSTR, TRTS, D vs D', the low-data
 curve) and privacy (distance to closest record, memorization), returned as
 one flat dict; with an output directory it also draws the figures that
 `tfsynth.report.write_report` puts into report.md/.html.
+
+The default extractor ("auto") is the domain classifier for labelled real
+data. Unlabelled real data is judged without labels: "auto" is then a
+self-supervised encoder trained on it, the utility metrics (which train
+classifiers) are skipped, and ``extractor_note`` and ``utility_note`` say so.
 """
 
 from __future__ import annotations
@@ -64,10 +69,28 @@ def _load(data, what: str) -> ImageDataset:
     if isinstance(data, (str, os.PathLike)):
         data = load_dataset(os.fspath(data))
     if isinstance(data, ImageDataset):
-        return data.require_labels(f"evaluate --{what}") if what != "synthetic" else data
+        return data.require_labels(f"evaluate --{what}") if what == "fused" else data
     raise ConfigError(
         f"{what}: expected an ImageDataset or a dataset spec, got {type(data).__name__}"
     )
+
+
+def _labels_or_not(real, synthetic, test, fused, extractor: str):
+    """With labelled `real`, `test` must be labelled; with unlabelled `real`, all go label-free.
+
+    Returns (synthetic, test) as the metrics will use them; raises DataError
+    for what needs labels that `real` lacks (D vs D', the domain classifier).
+    """
+    if real.labeled:
+        return synthetic, test.require_labels("evaluate --test") if test is not None else None
+    for needs, what in ((fused is not None, "--fused (D vs D')"),
+                        (extractor == "domain", "--extractor domain (a classifier)")):  # fmt: skip
+        if needs:
+            real.require_labels(f"evaluate {what}")
+    unlabelled = [
+        d.without_labels() if d is not None and d.labeled else d for d in (synthetic, test)
+    ]
+    return unlabelled[0], unlabelled[1]
 
 
 def _cap(dataset: ImageDataset, max_samples: int | None, seed: int) -> ImageDataset:
@@ -93,7 +116,9 @@ def check_options(
 ) -> None:
     """Raises ConfigError for the first bad option, before any work is done."""
     if not isinstance(extractor, str) or not extractor.strip():
-        raise ConfigError("extractor: expected domain, inception or keras:MODEL.keras:LAYER")
+        raise ConfigError(
+            "extractor: expected auto, domain, inception, keras:MODEL:LAYER or ssl:DIR"
+        )
     if max_samples is not None and max_samples < 10:
         raise ConfigError(f"max_samples: expected at least 10, got {max_samples}")
     for name, v in (
@@ -117,7 +142,7 @@ def evaluate(
     real: ImageDataset | str, synthetic: ImageDataset | str,
     test: ImageDataset | str | None = None, *,
     out: str | os.PathLike | None = None, fused: ImageDataset | str | None = None,
-    extractor: str = "domain", max_samples: int | None = None,
+    extractor: str = "auto", max_samples: int | None = None,
     classifier_epochs: int = DEFAULT_EPOCHS, extractor_epochs: int = DEFAULT_EPOCHS,
     seeds: int | Sequence[int] = 3,
     low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES, min_steps: int = 300,
@@ -132,12 +157,12 @@ def evaluate(
     Args:
         real: the real training split D (what the generator was trained on),
             as an `ImageDataset` or a spec such as ``"mnist-10k[:4000]"``.
-        synthetic: the synthetic data to judge (labelled like `real`).
+        synthetic: the synthetic data to judge (labelled like `real`, or not used).
         test: held-out real data; None splits `test_fraction` off `real`
             (seeded) and records that in ``test_source``.
         out: figures go to ``out/figures/``, listed as ``figures.<name>``.
         fused: an explicit D' for "D vs D'"; default real + synthetic.
-        extractor: ``domain`` | ``inception[:WEIGHTS]`` | ``keras:MODEL:LAYER``.
+        extractor: ``auto`` (see the module docstring) | ``domain`` | ``ssl:DIR`` | ...
         max_samples: seeded cap per side for distribution/privacy (None: all).
         classifier_epochs, seeds, low_data_sizes: the utility recipe.
         min_steps, extractor_epochs: least steps of any classifier; extractor epochs.
@@ -146,7 +171,7 @@ def evaluate(
         utility_known: per-seed test accuracies already measured with the
             same recipe (``trtr``, ``fused``), e.g. by the search of the mix.
         kid_subsets, kid_subset_size: KID subset sampling.
-        cache_dir: domain-classifier cache; None = default, False = off.
+        cache_dir: domain-classifier / SSL cache; None = default, False = off.
         seed: seeds the splits, subsets, KID and the extractor.
         block_size: k-NN block size (memory ~ 8 * block_size**2 bytes).
 
@@ -167,7 +192,7 @@ def evaluate(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     real, synthetic, test, fused, test_source = _inputs(
-        real, synthetic, test, fused, test_fraction=test_fraction, seed=seed
+        real, synthetic, test, fused, test_fraction=test_fraction, seed=seed, extractor=extractor
     )
     summary = _header(real, synthetic, test, test_source, seed)
     dist, syn = _distribution(
@@ -203,7 +228,7 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = time.perf_counter() - t
 
 
-def _inputs(real, synthetic, test, fused, *, test_fraction: float, seed: int):
+def _inputs(real, synthetic, test, fused, *, test_fraction: float, seed: int, extractor: str):
     """Loads the datasets (splitting `test` off `real` when None) and checks them together.
 
     Returns (real, synthetic, test, fused, test_source).
@@ -217,6 +242,7 @@ def _inputs(real, synthetic, test, fused, *, test_fraction: float, seed: int):
     else:
         test = _load(test, "test")
     fused = _load(fused, "fused") if fused is not None else None
+    synthetic, test = _labels_or_not(real, synthetic, test, fused, extractor)
     check_compatible(real, synthetic, test, fused)
     return real, synthetic, test, fused, test_source
 
@@ -277,12 +303,13 @@ def _distribution(
             num_reference_features=len(ref_f),
             num_synthetic_features=len(syn_f),
         )
+        labelled = ref.labeled and syn.labeled  # per-class FID needs both
         out.update(
             distribution_metrics(
                 ref_f,
                 syn_f,
-                real_labels=ref.labels,
-                fake_labels=syn.labels,
+                real_labels=ref.labels if labelled else None,
+                fake_labels=syn.labels if labelled else None,
                 class_names=real.class_names,
                 kid_subsets=kid_subsets,
                 kid_subset_size=kid_subset_size,
@@ -295,6 +322,8 @@ def _distribution(
 
 def _utility(real, synthetic, test, fused, recipe, low_data_sizes, known) -> dict[str, Any]:
     """TRTR, TSTR, TRTS, D vs D' and the low-data curve (`recipe`: seeds, epochs, min_steps)."""
+    if not real.labeled:  # every utility metric trains a classifier
+        return {"utility_note": "utility metrics skipped: they train classifiers on labels"}
     return utility_metrics(
         real, synthetic, test, fused=fused, low_data_sizes=low_data_sizes, known=known, **recipe
     )
@@ -325,16 +354,21 @@ def _figures(out, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, s
     figs: dict[str, Any] = {}
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(synthetic), min(50, len(synthetic)), replace=False))
-    images, labels = synthetic.images, synthetic.labels
+    images, labels = synthetic.images, synthetic.labels if synthetic.labeled else None
     figs["samples"] = image_grid(
-        images[pick], labels[pick], synthetic.class_names, ncols=10, title="synthetic samples"
+        images[pick],
+        labels[pick] if labels is not None else None,
+        synthetic.class_names,
+        ncols=10,
+        title="synthetic samples",
     )
-    figs["classes"] = class_grid(
-        images, labels, synthetic.class_names, title="synthetic, per class"
-    )
-    figs["real_classes"] = class_grid(
-        real.images, real.labels, real.class_names, title="real (train), per class"
-    )
+    if labels is not None and real.labeled:
+        figs["classes"] = class_grid(
+            images, labels, synthetic.class_names, title="synthetic, per class"
+        )
+        figs["real_classes"] = class_grid(
+            real.images, real.labels, real.class_names, title="real (train), per class"
+        )
     if nn is not None:
         figs["nearest_neighbors"] = nearest_neighbor_grid(
             syn_capped.images, real.images, nn[0], nn[1], n=10
@@ -390,6 +424,8 @@ def evaluate_to_dir(
     test = _load(test, "test") if test is not None else None
     if kwargs.get("fused") is not None:
         kwargs["fused"] = _load(kwargs["fused"], "fused")
+    extractor = kwargs.get("extractor", defaults["extractor"].default)
+    synthetic, test = _labels_or_not(real, synthetic, test, kwargs.get("fused"), extractor)
     check_compatible(real, synthetic, test, kwargs.get("fused"))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         summary = evaluate(real, synthetic, test, out=tmp, **kwargs)

@@ -1,8 +1,12 @@
 """Feature extractors: images (uint8 NHWC) -> feature vectors for the metrics.
 
-Three kinds, chosen with one spec string (`build_extractor`):
+Chosen with one spec string (`build_extractor`):
 
-- ``"domain"`` (the default): the fixed classifier of
+- ``"auto"`` (the default): ``"domain"`` when the real training data is
+  labelled; else a `tfsynth ssl` encoder trained on its images (labels
+  unused), cached like the domain classifier (`trained_ssl_extractor`),
+  whose `info()` carries a one-line ``extractor_note`` saying so.
+- ``"domain"``: the fixed classifier of
   `tfsynth.evaluation.classifier` trained on the *real training split*;
   features are its penultimate ``"features"`` layer. ImageNet Inception
   features mean little on MNIST-like data, so this is the meaningful
@@ -40,11 +44,12 @@ from tfsynth.evaluation.classifier import (
     train_classifier,
 )
 
-# Bump when the domain classifier recipe changes, so old cache entries are not reused.
+# Bump when the domain classifier (or SSL) recipe changes, so old cache entries are not reused.
 DOMAIN_RECIPE_VERSION = 2
+SSL_RECIPE_VERSION = 1
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 EXTRACTOR_HELP = (
-    "expected domain, inception, inception:WEIGHTS.h5, keras:MODEL.keras:LAYER or ssl:DIR"
+    "expected auto, domain, inception, inception:WEIGHTS.h5, keras:MODEL.keras:LAYER or ssl:DIR"
 )
 
 
@@ -209,12 +214,8 @@ def domain_classifier(
         "feature_dim": feature_dim,
         "min_steps": min_steps,
     }
-    key = hashlib.sha256(
-        (dataset_fingerprint(train) + json.dumps(recipe, sort_keys=True)).encode()
-    ).hexdigest()[:16]
-    entry = None
-    if cache_dir is not False:
-        entry = Path(cache_dir or default_cache_dir()) / "domain" / key
+    key = _cache_key(train, recipe)
+    entry = _cache_entry(cache_dir, "domain", key)
     cached = entry is not None and (entry / "model.keras").is_file()
     if cached:
         model = keras.saving.load_model(entry / "model.keras", compile=False)
@@ -243,6 +244,19 @@ def domain_classifier(
         "extractor_cache_key": key,
     }
     return model, info
+
+
+def _cache_key(train: ImageDataset, recipe: Mapping[str, Any]) -> str:
+    """16 hex digits of the training data's content and the recipe."""
+    text = dataset_fingerprint(train) + json.dumps(dict(recipe), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cache_entry(cache_dir, kind: str, key: str) -> Path | None:
+    """cache_dir/KIND/KEY (None when the cache is off: `cache_dir` False)."""
+    if cache_dir is False:
+        return None
+    return Path(cache_dir or default_cache_dir()) / kind / key
 
 
 def domain_extractor(
@@ -329,10 +343,12 @@ def build_extractor(
 ) -> FeatureExtractor:
     """Builds the extractor named by `spec` (see the module docstring).
 
-    `train` (and optionally `test`) are needed for ``"domain"``.
+    `train` (and optionally `test`) are needed for ``"domain"`` and ``"auto"``.
     """
     spec = (spec or "").strip()
-    if spec == "domain":
+    if spec == "auto" and train is not None and not train.labeled:
+        return trained_ssl_extractor(train, epochs=epochs, seed=seed, cache_dir=cache_dir)
+    if spec in ("auto", "domain"):
         if train is None:
             raise ConfigError("extractor domain: needs the real training data")
         return domain_extractor(
@@ -359,3 +375,66 @@ def ssl_extractor(path: str | os.PathLike) -> FeatureExtractor:
     return FeatureExtractor(
         encoder, SSL_FEATURES, name=f"ssl:{Path(path).name}", info={"extractor_model": str(path)}
     )
+
+
+def trained_ssl_extractor(
+    train: ImageDataset,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None | bool = None,
+) -> FeatureExtractor:
+    """A `tfsynth ssl` encoder trained on `train`'s images (labels unused), as an extractor.
+
+    The label-free counterpart of `domain_extractor`: `SSLConfig`'s recipe
+    with `epochs` epochs, cached under ``cache_dir/ssl/<key>/`` (the key
+    hashes the images and the recipe). `info()` has ``extractor_note``, the
+    line `tfsynth evaluate` prints about it.
+    """
+    from tfsynth.selfsup.networks import FEATURE_LAYER as SSL_FEATURES
+    from tfsynth.selfsup.train import SSLConfig, load_ssl
+
+    cfg = SSLConfig(data=train.name, epochs=epochs, seed=seed)
+    cfg.batch_size = min(cfg.batch_size, len(train))
+    recipe = {"recipe_version": SSL_RECIPE_VERSION, **cfg.to_dict()}
+    del recipe["data"]  # a name; the key hashes the images themselves
+    key = _cache_key(train, recipe)
+    entry = _cache_entry(cache_dir, "ssl", key)
+    cached = entry is not None and (entry / "model.keras").is_file()
+    if cached:
+        encoder = load_ssl(entry).encoder
+    else:
+        encoder = _train_ssl_encoder(cfg, train, entry, recipe)
+    info = {
+        "extractor_train_examples": len(train),
+        "extractor_epochs": epochs,
+        "extractor_cached": bool(cached),
+        "extractor_cache_key": key,
+        "extractor_note": (
+            f"{train.name} is unlabelled: the metrics use a self-supervised encoder trained on "
+            f"its images ({epochs} epoch{'s' * (epochs != 1)}, labels unused), not the domain "
+            "classifier"
+        ),
+    }
+    return FeatureExtractor(encoder, SSL_FEATURES, name="ssl-encoder", info=info)
+
+
+def _train_ssl_encoder(cfg, train: ImageDataset, entry: Path | None, recipe) -> Any:
+    """Trains the SSL encoder; keeps it in the cache `entry` when there is a writable one."""
+    import shutil
+    import tempfile
+
+    from tfsynth.io import atomic_directory, atomic_write_json
+    from tfsynth.selfsup.train import load_ssl, train_ssl
+
+    with tempfile.TemporaryDirectory(prefix="tfsynth-ssl-") as work:
+        run = Path(work) / "ssl"
+        train_ssl(cfg, run, data=train)
+        if entry is not None:
+            try:
+                with atomic_directory(entry, overwrite=True) as tmp:
+                    shutil.copy2(run / "model.keras", tmp / "model.keras")
+                    atomic_write_json(tmp / "recipe.json", {**recipe, "train": train.name})
+            except OSError:
+                pass  # a read-only cache must not stop an evaluation; it only costs time
+        return load_ssl(run).encoder

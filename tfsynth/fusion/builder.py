@@ -48,8 +48,16 @@ import numpy as np
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.data.records import MANIFEST, make_manifest, shard_name, write_shard
 from tfsynth.errors import ConfigError, DataError
-from tfsynth.fusion.plan import SOURCES, class_totals, solve_counts, source_totals
+from tfsynth.fusion.plan import (
+    POOL,
+    SOURCES,
+    class_totals,
+    pool_targets,
+    solve_counts,
+    source_totals,
+)
 from tfsynth.fusion.sources import (
+    OPTIONAL,
     PROVENANCE,
     ArraySource,
     AugmentSource,
@@ -83,7 +91,8 @@ class FusionConfig:
             and the rest shared equally by the synthetic sources given.
         counts: ``real=5000,gen=5000``: exact counts instead of ratios.
         size: size of D' with ratios; default: use all real examples once.
-        class_target: ``match`` (the real class distribution), ``uniform``
+        class_target: ``match`` (the real class distribution), ``uniform``,
+            ``pool`` (each source's classes as it holds them: for --pseudo)
             or ``CLASS=WEIGHT,...``.
         seed: base seed of every random choice.
         num_shards: number of output shards (default from examples_per_shard).
@@ -323,12 +332,17 @@ class Layout:
         self.names = list(totals)
         self.sources = [candidates[n] for n in self.names]
         self.size = int(sum(totals.values()))
-        self.targets = class_totals(cfg.class_target, self.size, self.class_names, real.caps(k))
+        caps = np.stack([s.caps(k) for s in self.sources])
+        flexible = [s.flexible for s in self.sources]
+        if cfg.class_target == POOL:
+            self.targets = pool_targets(list(totals.values()), caps, flexible, real.caps(k))
+        else:
+            self.targets = class_totals(cfg.class_target, self.size, self.class_names, real.caps(k))
         self.counts = solve_counts(
             list(totals.values()),
             self.targets,
-            np.stack([s.caps(k) for s in self.sources]),
-            [s.flexible for s in self.sources],
+            caps,
+            flexible,
             source_names=self.names,
             class_names=self.class_names,
         )
@@ -354,6 +368,9 @@ class Layout:
         self.features = dict(PROVENANCE)
         if any(src.soft_labels for src in self.sources):
             self.features["soft_label"] = {"dtype": "float32", "shape": [k]}
+        for name in OPTIONAL:
+            if any(name in src.columns for src in self.sources):
+                self.features[name] = {"dtype": "string", "shape": []}
 
     def _candidates(self, real: ArraySource) -> dict[str, Any]:
         """The sources the config names, before the plan picks among them."""
@@ -430,6 +447,11 @@ class Layout:
                 if key == "soft_label":
                     cols = [
                         p.get("soft_label", np.eye(num_classes, dtype=np.float32)[p["label"]])
+                        for _, p in parts
+                    ]
+                elif key in OPTIONAL:
+                    cols = [
+                        p.get(key, np.full(len(p["label"]), OPTIONAL[key], object))
                         for _, p in parts
                     ]
                 else:
@@ -706,9 +728,9 @@ def materialize(config: FusionConfig | Mapping[str, Any] | None = None, **kwargs
     The same `Layout` makes every shard in turn, so images and labels are
     byte-identical, row for row, to `load_dataset(out)` after `build_fused`.
     The provenance columns (source, source_index, gen_seed, gen_index,
-    model_id, policy, confidence, and soft_label when a source has it) are
-    the dataset's extras; string columns are str arrays. The metadata holds
-    the fusion description that the manifest would hold.
+    model_id, policy, confidence, and soft_label or method when a source
+    has it) are the dataset's extras; string columns are str arrays. The
+    metadata holds the fusion description that the manifest would hold.
 
     Args:
         config: a `FusionConfig` (or its dict); or pass its fields as

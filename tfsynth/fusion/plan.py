@@ -3,7 +3,8 @@
 D' mixes up to three sources (``real``, ``aug``, ``gen``). The user gives the
 mix as ratios (``real=0.5,aug=0.25,gen=0.25``) plus a target size, or as
 counts (``real=5000,gen=5000``), and a class target: ``match`` (the real
-class distribution), ``uniform``, or explicit weights (``0=1,1=2`` or
+class distribution), ``uniform``, ``pool`` (each source's classes as it holds
+them, `pool_targets`), or explicit weights (``0=1,1=2`` or
 ``cat=0.3,dog=0.7``). `solve_counts` turns these into an integer matrix
 ``counts[source, class]`` whose row sums are the per-source totals and whose
 column sums are the per-class totals, *exactly*, without asking a source for
@@ -26,6 +27,7 @@ from tfsynth.errors import ConfigError
 
 SOURCES = ("real", "aug", "gen", "pseudo")  # new sources go last: seeds use the index
 CLASS_TARGETS = ("match", "uniform")
+POOL = "pool"  # a class target that depends on the sources: see `pool_targets`
 
 
 def _fraction(value, where: str) -> Fraction:
@@ -196,6 +198,26 @@ def class_totals(
     return apportion(size, weights)
 
 
+def pool_targets(totals: Sequence[int], caps, flexible: Sequence[bool], real_counts) -> np.ndarray:
+    """Class totals of the target ``pool``: what the sources give as they hold it, summed.
+
+    A fixed source (real data, a dataset directory such as pseudo-labels)
+    gives its total in proportion to the examples it holds per class, a
+    flexible one (a policy, a conditional generator) in proportion to the
+    real data's. So a fixed source is never asked for more of a class than
+    it has, which ``match`` does when its classes are not distributed like
+    the real ones (pseudo-labelling keeps more of the easy classes).
+
+    >>> caps = np.array([[5, 5], [30, 5]])  # real 5/5; pseudo kept 30/5
+    >>> pool_targets([10, 35], caps, [False, False], [5, 5]).tolist()
+    [35, 10]
+    """
+    out = np.zeros(np.shape(caps)[1], np.int64)
+    for total, cap, flex in zip(totals, np.asarray(caps), flexible):
+        out += apportion(int(total), list(real_counts) if flex else cap.tolist())
+    return out
+
+
 def solve_counts(
     totals: Sequence[int],
     targets: Sequence[int],
@@ -257,7 +279,8 @@ def solve_counts(
         raise ConfigError(
             f"--class-target: class {names[c]!r} needs {targets[c]} examples but {why}; "
             "add a conditional generator (--gen MODEL.keras), lower the real ratio or size, "
-            "or use --class-target match"
+            "or change --class-target (match: the real class distribution; pool: each source's "
+            "classes as it holds them)"
         )
     return flow
 

@@ -7,7 +7,10 @@ through the same layout as `build_fused` (`tfsynth.fusion.materialize`):
 - ``gen_share``: the generator's share of the synthetic part (the rest is
   augmentation); 0 means augmentation only, 1 generator only;
 - ``min_confidence``: the curation threshold of the generated samples;
-- ``generator``: which trained generator, when several were trained.
+- ``generator``: which trained generator, when several were trained;
+- ``pseudo``: the share of D_pseudo's images added (`tfsynth pseudo-label`),
+  when a pseudo-labelled set is given: every candidate above also appears
+  with each of `pseudo_shares`, and without.
 
 Every candidate trains the fixed classifier (`tfsynth.evaluation.classifier`)
 with the *step budget of the real data alone*, once per seed, and is scored
@@ -31,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tfsynth.config import FuseConfig
+from tfsynth.config import FuseConfig, SemiConfig
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
 from tfsynth.evaluation.classifier import (
@@ -42,6 +45,7 @@ from tfsynth.evaluation.classifier import (
     train_classifier,
 )
 from tfsynth.fusion.builder import _is_model
+from tfsynth.fusion.plan import POOL
 
 REAL_ONLY = "real only"
 # "auto" multipliers: 1, and enough synthetic data to bring D' to about this
@@ -84,6 +88,7 @@ class SearchConfig:
     epochs: int = DEFAULT_EPOCHS
     min_steps: int = 300
     batch_size: int = 64
+    pseudo_shares: tuple[float, ...] = SemiConfig.pseudo_shares  # used when D_pseudo is given
 
     def validate(self) -> SearchConfig:
         """Raises ConfigError naming the first bad grid value."""
@@ -96,6 +101,7 @@ class SearchConfig:
             ("multipliers", multipliers or (1.0,), lambda v: v >= 0, ">= 0"),
             ("gen_shares", self.gen_shares, lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("min_confidences", self.min_confidences, lambda v: 0 < v < 1, "in (0, 1)"),
+            ("pseudo_shares", self.pseudo_shares, lambda v: 0 < v <= 1, "in (0, 1]"),
         ):
             if not values or not all(isinstance(v, (int, float)) and ok(v) for v in values):
                 raise ConfigError(f"search.{name}: expected numbers {want}, got {list(values)}")
@@ -114,10 +120,15 @@ class Candidate:
     gen_share: float = 0.0
     min_confidence: float | None = None
     generator: str | None = None
+    pseudo: float = 0.0
 
     @property
     def uses_gen(self) -> bool:
         return self.multiplier > 0 and self.gen_share > 0
+
+    @property
+    def uses_pseudo(self) -> bool:
+        return self.pseudo > 0
 
     @property
     def uses_aug(self) -> bool:
@@ -125,13 +136,18 @@ class Candidate:
 
     @property
     def family(self) -> str:
-        """D, D+aug, D+gen or D+aug+gen: which sources it adds to the real data."""
-        return "D" + "+aug" * self.uses_aug + "+gen" * self.uses_gen
+        """D, D+aug, D+gen, D+aug+gen (each +pseudo): which sources it adds to the real data."""
+        return "D" + "+aug" * self.uses_aug + "+gen" * self.uses_gen + "+pseudo" * self.uses_pseudo
 
     @property
     def label(self) -> str:
-        if self.multiplier == 0:
+        if self.multiplier == 0 and not self.uses_pseudo:
             return REAL_ONLY
+        head = "real"
+        if self.uses_pseudo:
+            head += " + pseudo" + ("" if self.pseudo == 1 else f" {self.pseudo:.0%}")
+        if self.multiplier == 0:
+            return head
         parts = []
         if self.uses_aug:
             parts.append("aug" if not self.uses_gen else f"aug {1 - self.gen_share:.0%}")
@@ -139,18 +155,61 @@ class Candidate:
             share = "" if not self.uses_aug else f" {self.gen_share:.0%}"
             conf = "" if self.min_confidence is None else f", conf >= {self.min_confidence:g}"
             parts.append(f"{self.generator}{share}{conf}")
-        return f"real + {self.multiplier:g}x ({', '.join(parts)})"
+        return f"{head} + {self.multiplier:g}x ({', '.join(parts)})"
 
     def ratios(self) -> str:
         m, g = self.multiplier, self.gen_share
         weights = {"real": 1.0, "aug": m * (1 - g), "gen": m * g}
         return ",".join(f"{k}={v:.6g}" for k, v in weights.items() if v > 0)
 
+    def counts(self, num_real: int, num_pseudo: int) -> str:
+        """Exact counts (a share of D_pseudo is a number of images, not a ratio of real).
+
+        >>> Candidate(2.0, 0.25, pseudo=0.5).counts(100, 601)
+        'real=100,aug=150,gen=50,pseudo=300'
+        """
+        m, g = self.multiplier, self.gen_share
+        n = {"real": num_real, "aug": round(m * (1 - g) * num_real),
+             "gen": round(m * g * num_real), "pseudo": round(self.pseudo * num_pseudo)}  # fmt: skip
+        return ",".join(f"{k}={v}" for k, v in n.items() if v > 0)
+
+
+@dataclass(frozen=True)
+class PseudoSet:
+    """D_pseudo as the grid sees it: its dataset directory and its size.
+
+    Example:
+
+    >>> pseudo = PseudoSet("runs/r/pseudo", num_examples=601)
+    >>> Candidate(1.0, pseudo=1.0).counts(100, pseudo.num_examples)
+    'real=100,aug=100,pseudo=601'
+    """
+
+    path: str
+    num_examples: int
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, real: ImageDataset) -> PseudoSet:
+        """Reads a `tfsynth pseudo-label` directory; DataError unless it matches `real`."""
+        from tfsynth.data.sources import load_dataset
+        from tfsynth.evaluation.utility import check_compatible
+
+        ds = load_dataset(os.fspath(path)).require_labels("the search's pseudo source")
+        check_compatible(real, ds)
+        return cls(os.fspath(path), len(ds))
+
 
 def candidates(
-    config: SearchConfig, *, has_aug: bool, generators: Mapping[str, Any]
+    config: SearchConfig,
+    *,
+    has_aug: bool,
+    generators: Mapping[str, Any],
+    has_pseudo: bool = False,
 ) -> list[Candidate]:
-    """The grid, real only first; mixes that need a missing source are left out."""
+    """The grid, real only first; mixes that need a missing source are left out.
+
+    With `has_pseudo`, each of those mixes once more with each pseudo share.
+    """
     out = [Candidate()]
     for m, g in itertools.product(config.multipliers, config.gen_shares):
         if m == 0 or (g < 1 and not has_aug):
@@ -162,40 +221,65 @@ def candidates(
             # A generated dataset directory is used as it is: nothing to curate.
             thresholds = config.min_confidences if _is_model(str(path)) else (None,)
             out.extend(Candidate(m, g, t, name) for t in thresholds)
-    return list(dict.fromkeys(out))
+    base = list(dict.fromkeys(out))
+    if not has_pseudo:
+        return base
+    return base + [dataclasses.replace(c, pseudo=p) for p in config.pseudo_shares for c in base]
 
 
-def _mix(real: ImageDataset, cand: Candidate, *, aug_policy, generators, seed: int, class_target):
+def _mix(
+    real: ImageDataset,
+    cand: Candidate,
+    *,
+    aug_policy,
+    generators,
+    seed: int,
+    class_target,
+    pseudo: PseudoSet | None = None,
+):
     """The candidate's D', in memory, exactly as `build_fused` would write it."""
     from tfsynth.fusion.builder import FusionConfig, materialize
 
-    if cand.multiplier == 0:
+    if cand.multiplier == 0 and not cand.uses_pseudo:
         return real
-    cfg = FusionConfig(
-        real=real,
-        aug_policy=aug_policy if cand.uses_aug else None,
-        gen=generators[cand.generator] if cand.uses_gen else None,
-        ratios=cand.ratios(),
-        size=round(len(real) * (1 + cand.multiplier)),
-        min_confidence=cand.min_confidence if cand.uses_gen else None,
-        seed=seed,
-        num_shards=1,
-        class_target=class_target,
-    )
-    return materialize(cfg)
+    fields = fusion_config_of(
+        cand, real=real, aug_policy=aug_policy, generators=generators, seed=seed,
+        pseudo=pseudo, class_target=class_target,
+    )  # fmt: skip
+    return materialize(FusionConfig(real=real, num_shards=1, **fields))
 
 
-def fusion_config_of(cand: Candidate, *, real, aug_policy, generators, seed: int) -> dict:
-    """The `FusionConfig` fields that build the chosen candidate with `build_fused`."""
+def fusion_config_of(
+    cand: Candidate,
+    *,
+    real,
+    aug_policy,
+    generators,
+    seed: int,
+    pseudo: PseudoSet | None = None,
+    class_target="match",
+) -> dict:
+    """The `FusionConfig` fields that build the candidate with `build_fused`.
+
+    A candidate with D_pseudo gives exact `counts`, and the class target
+    "match" becomes "pool" (`tfsynth.fusion.plan.pool_targets`): the real
+    distribution may ask the pseudo images for more of a class than the
+    pseudo-labeller kept.
+    """
     n = len(real) if isinstance(real, ImageDataset) else None
-    return {
+    fields = {
         "aug_policy": aug_policy if cand.uses_aug else None,
         "gen": str(generators[cand.generator]) if cand.uses_gen else None,
-        "ratios": cand.ratios(),
-        "size": round(n * (1 + cand.multiplier)) if n is not None else None,
         "min_confidence": cand.min_confidence if cand.uses_gen else None,
         "seed": seed,
+        "class_target": class_target,
     }
+    if not cand.uses_pseudo:
+        size = round(n * (1 + cand.multiplier)) if n is not None else None
+        return {**fields, "ratios": cand.ratios(), "size": size}
+    if class_target == "match":
+        fields["class_target"] = POOL
+    return {**fields, "counts": cand.counts(n, pseudo.num_examples), "pseudo": pseudo.path}
 
 
 def _score(
@@ -232,6 +316,7 @@ def search_mix(
     seed: int = 0,
     class_target: str = "match",
     log: Callable[[str], None] | None = None,
+    pseudo: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Scores every candidate mix on `val` and picks the best (see the module docstring).
 
@@ -246,6 +331,7 @@ def search_mix(
         seed: the fusion seed of every candidate.
         class_target: the class distribution of every candidate D'.
         log: where one progress line per candidate goes.
+        pseudo: a `tfsynth pseudo-label` dataset directory (D_pseudo), or None.
 
     Returns:
         ``table`` (one row per candidate: label, family, grid values,
@@ -260,19 +346,20 @@ def search_mix(
         config = dataclasses.replace(config, multipliers=auto_multipliers(len(real)))
     generators = dict(generators or {})
     check_compatible(real, val, test)
-    grid = candidates(config, has_aug=bool(aug_policy), generators=generators)
+    pseudo = PseudoSet.load(pseudo, real) if pseudo is not None else None
+    grid = candidates(
+        config, has_aug=bool(aug_policy), generators=generators, has_pseudo=pseudo is not None
+    )
     if len(grid) == 1:
         raise ConfigError(
             "search: the grid has no candidate with synthetic data (give an augmentation "
-            "policy or a generator, and a multiplier > 0)"
+            "policy, a generator or a pseudo-labelled set, and a multiplier > 0)"
         )
     rows = []
     for i, cand in enumerate(grid):
-        rows.append(
-            _evaluate_candidate(
-                cand, real, val, test, config, aug_policy, generators, seed, class_target
-            )
-        )
+        mix = dict(aug_policy=aug_policy, generators=generators, seed=seed,
+                   class_target=class_target, pseudo=pseudo)  # fmt: skip
+        rows.append(_evaluate_candidate(cand, real, val, test, config, mix))
         if log is not None:
             r = rows[-1]
             score = f"val {r['val_accuracy']:.4f}" if "val_accuracy" in r else r["error"]
@@ -283,28 +370,26 @@ def search_mix(
         "table": rows,
         "chosen": chosen,
         "chosen_fusion": fusion_config_of(
-            grid[chosen], real=real, aug_policy=aug_policy, generators=generators, seed=seed
-        )
-        | {"class_target": class_target},
+            grid[chosen],
+            real=real,
+            aug_policy=aug_policy,
+            generators=generators,
+            seed=seed,
+            pseudo=pseudo,
+            class_target=class_target,
+        ),  # fmt: skip
         "ladder": ladder(rows),
         "config": dataclasses.asdict(config),
     }
 
 
-def _evaluate_candidate(cand, real, val, test, config, aug_policy, generators, seed, class_target):
-    """One row of the table; a mix that cannot be built is recorded, not fatal."""
+def _evaluate_candidate(cand, real, val, test, config, mix: dict):
+    """One row of the table (`mix`: `_mix`'s keywords); a mix that cannot be built is recorded."""
     from tfsynth.errors import DataError
 
     t0 = time.perf_counter()
     try:
-        data = _mix(
-            real,
-            cand,
-            aug_policy=aug_policy,
-            generators=generators,
-            seed=seed,
-            class_target=class_target,
-        )
+        data = _mix(real, cand, **mix)
     except DataError as e:  # e.g. curation cannot fill a class at this threshold
         row = _row(cand, None, {}, time.perf_counter() - t0)
         row["error"] = str(e)
@@ -382,6 +467,7 @@ def write_hparams(result: Mapping[str, Any], log_dir: str | os.PathLike) -> Path
                     "gen_share": float(r["gen_share"]),
                     "min_confidence": float(r["min_confidence"] or 0.0),
                     "generator": str(r["generator"] or "none"),
+                    "pseudo": float(r.get("pseudo", 0.0)),
                 },
                 trial_id=r["label"],
             )
@@ -429,6 +515,7 @@ def build_searched(
     class_target: str = "match",
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    pseudo: str | os.PathLike | None = None,
     **fuse_kwargs,
 ) -> dict[str, Any]:
     """`tfsynth fuse --search`: chooses the mix on `val`, then builds it with `build_fused`.
@@ -436,7 +523,8 @@ def build_searched(
     The search's table is recorded in the manifest (``metadata.search``), so
     D' says how it was chosen. `real` and `val` are specs or ImageDatasets;
     `gen` a generator (model.keras or its run directory) or a generated
-    dataset directory. Returns the manifest.
+    dataset directory; `pseudo` a pseudo-label dataset directory. Returns
+    the manifest.
     """
     from tfsynth.data.sources import load_dataset
     from tfsynth.fusion.builder import build_fused
@@ -461,6 +549,7 @@ def build_searched(
         seed=seed,
         class_target=class_target,
         log=log,
+        pseudo=pseudo,
     )
     fusion = dict(result["chosen_fusion"])
     fusion = {k: v for k, v in fusion.items() if v is not None}

@@ -43,6 +43,10 @@ PROVENANCE: dict[str, dict[str, Any]] = {
 }
 # Values of the columns that do not apply to a source.
 DEFAULTS = {"gen_seed": -1, "gen_index": -1, "model_id": "", "policy": "", "confidence": -1.0}
+# String columns that D' has only when one of its sources carries them (so a
+# D' without such a source keeps its layout), with the value of the others:
+# `method`, how a pseudo-label was made (tfsynth.selfsup.pseudo).
+OPTIONAL = {"method": ""}
 _NUMPY_DTYPES = {"int64": np.int64, "float32": np.float32}
 UNBOUNDED = 1 << 40  # caps of sources that make as many examples as asked
 
@@ -67,6 +71,9 @@ def tag(batch: dict[str, np.ndarray], source: str, **columns) -> dict[str, np.nd
             out[name] = np.broadcast_to(np.asarray(value, dtype), (n,))
     if "soft_label" in batch:
         out["soft_label"] = np.asarray(batch["soft_label"], np.float32)
+    for name in OPTIONAL:
+        if name in batch:
+            out[name] = np.asarray(batch[name], object)
     return out
 
 
@@ -90,6 +97,7 @@ class Source:
     name: str = ""
     flexible: bool = False  # True: makes as many examples of a class as asked
     soft_labels: bool = False
+    columns: tuple[str, ...] | list[str] = ()  # its own columns passed through to D'
 
     def caps(self, num_classes: int) -> np.ndarray:
         raise NotImplementedError
@@ -140,7 +148,8 @@ class DirSource(Source):
     """A dataset written earlier (aug or gen), streamed shard by shard.
 
     Its own provenance columns (gen_seed, gen_index, model_id, policy,
-    soft_label) are carried over; `source_index` is the row in that dataset.
+    confidence, soft_label, and those in `OPTIONAL` such as a pseudo-label's
+    method) are carried over; `source_index` is the row in that dataset.
     """
 
     def __init__(self, name: str, dataset, keep: np.ndarray | None = None):
@@ -150,7 +159,11 @@ class DirSource(Source):
         self.labels = _labels_of(dataset)
         self.keep = keep  # rows the memorization filter let through
         meta = dataset.metadata.get("manifest", {})
-        self.columns = [c for c in meta.get("features", {}) if c in DEFAULTS or c == "soft_label"]
+        self.columns = [
+            c
+            for c in meta.get("features", {})
+            if c in DEFAULTS or c in OPTIONAL or c == "soft_label"
+        ]
         self.soft_labels = "soft_label" in self.columns
         self.model_id = str(meta.get("metadata", {}).get("model_id", ""))
         self.seq = np.zeros(0, np.int64)

@@ -173,7 +173,25 @@ def _inputs(config: PseudoLabelConfig, labeled, unlabeled):
         if not config.unlabeled:
             raise ConfigError("--unlabeled: a dataset spec is required")
         unlabeled = load_dataset(config.unlabeled)
-    labeled.require_labels("pseudo-label --labeled")
+    return labeled, unlabeled, check_pair(labeled, unlabeled)
+
+
+def check_pair(labeled, unlabeled, what: str = "pseudo-label --labeled"):
+    """Raises DataError (one line) unless `unlabeled` can be pseudo-labelled from `labeled`.
+
+    `labeled` must be labelled with every class present and both must have
+    the same image shape; an `unlabeled` set that has labels must have the
+    same classes. Returns its true labels (None when it has none): they
+    only score the pseudo-labels, never make them.
+
+    >>> from tfsynth.data import ImageDataset
+    >>> lab = ImageDataset(np.zeros((2, 8, 8, 1), np.uint8), [0, 1], name="lab")
+    >>> check_pair(lab, ImageDataset(np.zeros((3, 8, 8, 3), np.uint8), name="unl"))
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.DataError: unl: images are 8x8x3 but lab has 8x8x1; shapes must match
+    """
+    labeled.require_labels(what)
     if tuple(labeled.shape) != tuple(unlabeled.shape):
         raise DataError(
             f"{unlabeled.name}: images are {'x'.join(map(str, unlabeled.shape))} but "
@@ -194,23 +212,37 @@ def _inputs(config: PseudoLabelConfig, labeled, unlabeled):
                 "with matching classes or without labels"
             )
         truth = unlabeled.labels  # only for the accuracy report, never for labelling
-    return labeled, unlabeled, truth
+    return truth
 
 
 def _encoder(config: PseudoLabelConfig, out: Path, labeled, unlabeled, log):
-    from tfsynth.data import ImageDataset
-    from tfsynth.selfsup.train import SSLConfig, load_ssl, train_ssl
+    from tfsynth.selfsup.train import SSLConfig, load_ssl
 
     if config.ssl:
         return load_ssl(config.ssl).encoder
-    images = np.concatenate([labeled.images, unlabeled.images])
-    both = ImageDataset(images, name=f"{labeled.name} + {unlabeled.name}")
     ssl_dir = out.with_name(out.name + "-ssl")
-    ssl_cfg = SSLConfig(data=both.name, epochs=config.ssl_epochs, seed=config.seed)
-    ssl_cfg.batch_size = min(ssl_cfg.batch_size, len(images))
-    train_ssl(ssl_cfg, ssl_dir, data=both, log=log, overwrite=True)
+    ssl_cfg = SSLConfig(epochs=config.ssl_epochs, seed=config.seed)
+    train_ssl_on(labeled, unlabeled, ssl_cfg, ssl_dir, log=log, overwrite=True)
     config.ssl = str(ssl_dir)
     return load_ssl(ssl_dir).encoder
+
+
+def train_ssl_on(labeled, unlabeled, config, out_dir, *, log=None, overwrite: bool = False):
+    """`train_ssl` on the images of both sets together, labels unused; returns its summary.
+
+    The encoder that pseudo-labels `unlabeled` from `labeled`. `config` is
+    an `SSLConfig` whose `data` is replaced by the two sets' names and whose
+    batch is capped at their size; rerun the same call to resume.
+    """
+    from tfsynth.data import ImageDataset
+    from tfsynth.selfsup.train import train_ssl
+
+    images = np.concatenate([labeled.images, unlabeled.images])
+    both = ImageDataset(images, name=f"{labeled.name} + {unlabeled.name}")
+    config = dataclasses.replace(
+        config, data=both.name, batch_size=min(config.batch_size, len(images))
+    )
+    return train_ssl(config, out_dir, data=both, log=log, overwrite=overwrite)
 
 
 def _check_encoder(encoder, labeled) -> None:

@@ -255,7 +255,10 @@ def _fit_epochs(model, config: SSLConfig, images, probe, out: Path, start: int, 
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     history: list[dict[str, float]] = []
     for epoch in range(start, config.epochs):
-        fit = model.fit(view_batches(images, config, epoch), epochs=1, verbose=0)
+        # shuffle=False: the order is view_batches' permutation of (seed, epoch),
+        # which resume relies on; Keras cannot shuffle a tf.data stream anyway (it warns).
+        batches = view_batches(images, config, epoch)
+        fit = model.fit(batches, epochs=1, verbose=0, shuffle=False)
         row = {"epoch": epoch + 1, "loss": float(fit.history["loss"][-1])}
         last = epoch + 1 == config.epochs
         if probe is not None and ((epoch + 1) % config.probe_every == 0 or last):
