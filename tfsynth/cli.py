@@ -108,7 +108,7 @@ def _cmd_fuse_search(args) -> None:
     if not args.val:
         raise ConfigError("--search: needs --val SPEC, the validation split that scores each mix")
     for flag in ("ratios", "counts", "shard_index", "aug", "size"):
-        if getattr(args, flag) not in (None, False):
+        if getattr(args, flag) is not None:  # 0 is a given --shard-index
             raise ConfigError(f"--search: chooses the mix itself; drop --{flag.replace('_', '-')}")
     if args.steps is not None or args.guidance is not None:
         raise ConfigError(

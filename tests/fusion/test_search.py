@@ -136,6 +136,7 @@ def test_fuse_search_cli_builds_the_chosen_mix(tmp_path, capsys):
     [
         (["--aug-policy", "rotate:10"], "--search: needs --val SPEC"),
         (["--val", "VAL", "--aug-policy", "rotate:10", "--ratios", "real=1"], "drop --ratios"),
+        (["--val", "VAL", "--aug-policy", "rotate:10", "--shard-index", "0"], "drop --shard-index"),
         (["--val", "VAL", "--search-gen-shares", "1"], "the grid has no candidate with synthetic"),
         (["--val", "VAL", "--aug-policy", "rotate:10", "--search-multipliers", "-1"],
          "search.multipliers: expected numbers >= 0"),
