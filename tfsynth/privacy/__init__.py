@@ -1,0 +1,1 @@
+"""Differential privacy: DP-SGD training and its accountant (filled below)."""
