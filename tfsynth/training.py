@@ -52,6 +52,7 @@ from tfsynth.models import (
 )
 from tfsynth.models.diffusion import check_sampling
 from tfsynth.models.sampling import noise_for
+from tfsynth.privacy import wiring as privacy
 from tfsynth.summary import write_summary
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -360,7 +361,7 @@ def train(
     checkpoint_every: int | None = None, steps_per_epoch: int | None = None,
     val=None, eval_every: int | None = None, select: str = "fid", classifier=None,
     overwrite: bool = False, verbose: int | str = "auto",
-    callbacks: Sequence[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (), dp=None,
 ) -> dict[str, Any]:  # fmt: skip
     """Trains a generative model on `data` and writes a run directory.
 
@@ -388,6 +389,7 @@ def train(
             domain classifier of `data`), saved as OUT/classifier.keras.
         overwrite, verbose, callbacks: replace a finished run; Keras verbosity;
             extra Keras callbacks.
+        dp: a `tfsynth.privacy.DPConfig` to train with DP-SGD (`tfsynth.privacy`), or None.
 
     Returns:
         The summary dict that is also written to OUT/summary.json.
@@ -408,6 +410,8 @@ def train(
                        n_critic=n_critic, ema_decay=ema_decay, diffaugment=diffaugment, beta=beta,
                        precision=precision, select=select if val is not None else None,
                        sample_steps=sample_steps, guidance=guidance)  # fmt: skip
+    if dp is not None:
+        plan.config["dp"] = privacy.resolve(dp, plan.config, len(data))
     _check_model(plan, data, val, select, sample_steps, guidance)
     _check_options(plan, checkpoint_every, select, val, eval_every, overwrite)
     monitor = _monitor(data, val, plan, eval_every, select, classifier) if val is not None else None
@@ -415,6 +419,7 @@ def train(
                                    guidance, checkpoint_every, monitor, callbacks, verbose)  # fmt: skip
     if monitor is not None:
         summary.update(monitor.summary(monitor.floor))
+    summary.update(privacy.summary(plan.config.get("dp"), summary["steps"]))
     if chief:
         write_summary(plan.out_dir, "train", summary)
     return summary
@@ -606,6 +611,7 @@ def _restore_or_build(plan: _Plan, data, strat, jit_compile):
             c["diffaugment"],
             c["beta"],
         )
+        trainer = privacy.make_trainer_private(trainer, c.get("dp"))
         opts = _optimizers(trainer, c["learning_rate"])
         trainer.compile(**opts, jit_compile=jit_compile if strat is None else False)
     return trainer
@@ -623,6 +629,7 @@ def _callbacks(plan: _Plan, write_dir: Path, guard, checkpoint_every, monitor, e
         guard,
         Checkpoint(write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, checkpoint_every, guard, meta),
         SampleGrid(write_dir / "samples", write_dir / "tensorboard" / "samples", plan.seed),
+        *privacy.callbacks(plan.config.get("dp"), write_dir / "tensorboard" / "privacy"),
         keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
         *([monitor] if monitor is not None else []),
         *extra,
@@ -645,9 +652,10 @@ def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, 
         return history
 
     def batches(first_step, stop_step):
-        return data.epoch_batches(
-            plan.batch_size, spe, seed=plan.seed, start_step=first_step, stop_step=stop_step
-        )
+        return privacy.epoch_batches(
+            trainer, data, plan.batch_size, spe, seed=plan.seed, start_step=first_step,
+            stop_step=stop_step,
+        )  # fmt: skip
 
     if is_multiworker(strat):
         _distributed_fit(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 
 import keras
@@ -117,11 +116,9 @@ class GAN(_trainer.ConditionalTrainer):
         self.penalty_tracker = keras.metrics.Mean(name="penalty") if self._penalized else None
         self.dp = None
         if dp is not None:
-            from tfsynth.privacy.gan import check_private
+            from tfsynth.privacy.gan import make_private
 
-            self.dp = check_private(self, dp)
-            # The key of the DP noise: drawn from the OS, never saved (see check_private).
-            self._dp_key = secrets.randbits(31)
+            make_private(self, dp)
         self.built = True
 
     # -- properties ----------------------------------------------------------

@@ -26,6 +26,8 @@ bit-reproducible from its seed.
 
 from __future__ import annotations
 
+import secrets
+
 import tensorflow as tf
 
 from tfsynth.errors import ConfigError
@@ -39,10 +41,12 @@ from tfsynth.privacy.plan import PrivacyPlan
 _BATCH_MIXING = ("BatchNormalization", "MinibatchStdDev")
 
 
-def check_private(gan, dp) -> PrivacyPlan:
-    """The plan for `gan`, or ConfigError when its training cannot be made private.
+def make_private(gan, dp):
+    """Makes `gan` train with DP-SGD under `dp` (a `PrivacyPlan` or its dict); returns it.
 
-    Also drops the trainer's class counts (they are not privatized).
+    Raises ConfigError when its training cannot be made private. Drops the
+    trainer's class counts (they are not privatized) and draws the secret
+    keys of the noise and of the Poisson draws.
     """
     plan = PrivacyPlan.from_dict(dp) if isinstance(dp, dict) else dp
     if gan.loss_name not in D_LOSS_TERMS or gan.n_critic != 1 or gan.r1_gamma > 0:
@@ -58,8 +62,10 @@ def check_private(gan, dp) -> PrivacyPlan:
     ]
     if mixing:
         raise ConfigError(f"dp: the discriminator's {mixing[0]} mixes the examples of a batch")
+    gan.dp = plan
     gan.class_counts = None
-    return plan
+    gan._dp_key, gan._dp_sampling_key = secrets.randbits(31), secrets.randbits(31)
+    return gan
 
 
 def _fakes(gan, batch: int, seed):
@@ -119,4 +125,4 @@ def private_train_step(gan, data, method: str = "jacobian") -> dict:
     return {m.name: m.result() for m in gan.metrics}
 
 
-__all__ = ["check_private", "private_train_step"]
+__all__ = ["make_private", "private_train_step"]
