@@ -107,3 +107,9 @@ def guarantee(trainer) -> dict[str, Any] | None:
     if plan is None:
         return None
     return _budget(plan, int(trainer.train_steps.numpy()))
+
+
+def model_summary(trainer) -> dict[str, Any]:
+    """A model's `dp_*` summary keys (the export's summary.json); {} without DP."""
+    budget = guarantee(trainer)
+    return {} if budget is None else {f"dp_{k}": v for k, v in budget.items()}
