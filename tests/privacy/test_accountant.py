@@ -27,8 +27,10 @@ def test_epsilon_equals_dp_accountings_direct_computation():
     eps = epsilon_spent(sigma, q, steps, delta)
     assert eps == pytest.approx(_direct(sigma, q, steps, delta, RdpAccountant), rel=1e-12)
     # RDP is an upper bound of the tight PLD epsilon, and not far above it.
-    assert _direct(sigma, q, steps, delta, PLDAccountant) <= eps < 1.5 * _direct(
-        sigma, q, steps, delta, PLDAccountant
+    assert (
+        _direct(sigma, q, steps, delta, PLDAccountant)
+        <= eps
+        < 1.5 * _direct(sigma, q, steps, delta, PLDAccountant)
     )
     assert epsilon_spent(sigma, q, 0, delta) == 0.0
 
@@ -36,7 +38,9 @@ def test_epsilon_equals_dp_accountings_direct_computation():
 def test_noise_for_budget_is_the_smallest_noise_within_it():
     q, steps, delta = 64 / 8000, 300, 1e-5
     sigma = noise_for_budget(4.0, delta, q, steps)
-    assert epsilon_spent(sigma, q, steps, delta) <= 4.0 < epsilon_spent(sigma - 1e-3, q, steps, delta)
+    assert (
+        epsilon_spent(sigma, q, steps, delta) <= 4.0 < epsilon_spent(sigma - 1e-3, q, steps, delta)
+    )
 
 
 def test_max_steps_within_stops_at_the_last_step_within_budget():
@@ -47,10 +51,14 @@ def test_max_steps_within_stops_at_the_last_step_within_budget():
 
 
 def test_plan_meets_the_target_with_the_truncation_share_of_delta_set_aside():
-    plan = plan_privacy(DPConfig(epsilon=5.0), model="cgan", num_examples=4000, batch_size=32, steps=400)
+    plan = plan_privacy(
+        DPConfig(epsilon=5.0), model="cgan", num_examples=4000, batch_size=32, steps=400
+    )
     assert plan.max_steps == 400 and plan.sampling_rate == 32 / 4000
     assert plan.epsilon_after(400) <= 5.0
-    direct = _direct(plan.noise_multiplier, 32 / 4000, 400, 1e-5 * (1 - TRUNCATION_SHARE), RdpAccountant)
+    direct = _direct(
+        plan.noise_multiplier, 32 / 4000, 400, 1e-5 * (1 - TRUNCATION_SHARE), RdpAccountant
+    )
     assert plan.epsilon_after(400) == pytest.approx(direct, rel=1e-12)
     assert 32 < plan.physical_batch < 4000
 

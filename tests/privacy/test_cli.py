@@ -52,7 +52,9 @@ def test_private_run_reports_its_budget_stops_at_it_and_generate_states_it(tmp_p
         (["--dp-delta", "1e-4"], "needs a target epsilon or a noise multiplier"),
     ],
 )
-def test_bad_dp_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, data, flags, words):
+def test_bad_dp_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, capsys, data, flags, words
+):
     assert main(_train(data, tmp_path / "run", "--steps", "50", *flags)) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfsynth: error: ") and words in lines[0], lines

@@ -16,7 +16,10 @@ def _hand_gradient(disc, real_term, x, y, weights, clip, denominator):
     for i in range(len(x)):
         with tf.GradientTape() as tape:
             loss = real_term(disc([x[i : i + 1], y[i : i + 1]], training=True))[0, 0]
-        g = [np.asarray(tf.convert_to_tensor(t)) for t in tape.gradient(loss, disc.trainable_variables)]
+        g = [
+            np.asarray(tf.convert_to_tensor(t))
+            for t in tape.gradient(loss, disc.trainable_variables)
+        ]
         norm = np.sqrt(sum(float(np.sum(a.astype(np.float64) ** 2)) for a in g))
         scale = weights[i] * min(1.0, clip / norm)
         total = [t + scale * a for t, a in zip(total, g)]
@@ -60,7 +63,9 @@ def test_noise_has_std_sigma_times_clip_over_batch():
     assert float(tf.math.reduce_std(g[0])) == pytest.approx(1.5 * 2.0 / 8.0, rel=0.05)
 
 
-@pytest.mark.parametrize("name, d_loss", [("dcgan", losses.d_nonsaturating), ("hinge", losses.d_hinge)])
+@pytest.mark.parametrize(
+    "name, d_loss", [("dcgan", losses.d_nonsaturating), ("hinge", losses.d_hinge)]
+)
 def test_loss_split_adds_up_to_the_discriminator_loss(name, d_loss):
     real, fake = np.array([1.5, -0.3, 0.2]), np.array([0.7, -2.0])
     real_term, fake_term = D_LOSS_TERMS[name]

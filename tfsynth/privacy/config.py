@@ -53,7 +53,9 @@ class DPConfig:
     def validate(self) -> DPConfig:
         """Returns self, or raises ConfigError naming the first bad field."""
         if self.epsilon is None and self.noise_multiplier is None:
-            raise ConfigError("--dp-epsilon: DP training needs a target epsilon or a noise multiplier")
+            raise ConfigError(
+                "--dp-epsilon: DP training needs a target epsilon or a noise multiplier"
+            )
         if self.epsilon is not None:
             _positive("epsilon", self.epsilon, flag="--dp-epsilon")
         if self.noise_multiplier is not None:

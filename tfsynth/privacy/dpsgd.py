@@ -111,8 +111,10 @@ def private_gradient(
         total = tf.tensordot(scale, g, axes=1)
         if noise_multiplier > 0:
             key = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), i)
-            total += noise_multiplier * clip * tf.random.stateless_normal(
-                tf.shape(total), key, dtype=total.dtype
+            total += (
+                noise_multiplier
+                * clip
+                * tf.random.stateless_normal(tf.shape(total), key, dtype=total.dtype)
             )
         out.append(total / denominator)
     return out, losses

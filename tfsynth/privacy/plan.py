@@ -85,9 +85,13 @@ def check_model(model: str, *, loss: str | None, n_critic: int | None, precision
             "(its real-data gradients are not clipped per example)"
         )
     if loss == "wgan-gp":
-        raise ConfigError("--dp-epsilon: DP training supports the dcgan and hinge losses, not wgan-gp")
+        raise ConfigError(
+            "--dp-epsilon: DP training supports the dcgan and hinge losses, not wgan-gp"
+        )
     if n_critic not in (None, 1):
-        raise ConfigError(f"--dp-epsilon: DP training takes one critic step, got --n-critic {n_critic}")
+        raise ConfigError(
+            f"--dp-epsilon: DP training takes one critic step, got --n-critic {n_critic}"
+        )
     if precision != "float32":
         raise ConfigError(f"--dp-epsilon: DP training runs in float32, got --precision {precision}")
 
