@@ -81,7 +81,7 @@ def _fakes(gan, batch: int, seed):
     return D_LOSS_TERMS[gan.loss_name][1](fake_logits), gan._g_loss_fn(fake_logits)
 
 
-def private_train_step(gan, data, method: str = "jacobian") -> dict:
+def private_train_step(gan, data, method: str = "vectorized_map") -> dict:
     """One GAN step with a DP-SGD discriminator update (see the module docstring).
 
     `data` is (images, labels, weights) from `poisson_batches` (weights 0
