@@ -129,11 +129,14 @@ def _one_model(name: str, epsilon, train_steps: int, work: Path) -> dict:
     }
 
 
-def mnist(train_steps: int, work: Path) -> list[dict]:
-    rows = []
+def mnist(train_steps: int, work: Path, result: dict) -> list[dict]:
+    """The three models, each written into bench/results/dp.json as soon as it is measured."""
+    rows = result["mnist"] = []
     for name, epsilon in (("non-private", None), ("epsilon-10", 10.0), ("epsilon-1", 1.0)):
         rows.append(_one_model(name, epsilon, train_steps, work))
         print(rows[-1], flush=True)
+        result["machine"] = machine_info()
+        RESULT.write_text(json.dumps(result, indent=2) + "\n")
     return rows
 
 
@@ -171,11 +174,9 @@ def main() -> None:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(json.dumps(result, indent=2) + "\n")
     if args.only in (None, "mnist"):
-        result["mnist"] = mnist(args.train_steps, Path(args.work))
         result["mnist_settings"] = {"data": DATA, "holdout": HOLDOUT, "train_steps": args.train_steps,
                                     "generated": 2000, "evaluate": "seeds=1, max_samples=2000"}  # fmt: skip
-        result["machine"] = machine_info()
-        RESULT.write_text(json.dumps(result, indent=2) + "\n")
+        mnist(args.train_steps, Path(args.work), result)
     _table(result)
 
 
