@@ -91,7 +91,8 @@ def throughput(rounds: int, steps: int) -> dict:
     plan = plan_privacy(
         DPConfig(epsilon=10.0), model="cgan", num_examples=len(data), batch_size=64, steps=2500
     )
-    out = {"width": 16, "batch_size": 64, "physical_batch": plan.physical_batch, "steps": steps}
+    out = {"machine": machine_info(), "width": 16, "batch_size": 64, "steps": steps,
+           "physical_batch": plan.physical_batch}  # fmt: skip
     normal, private = _trainer(data, None, 16), _trainer(data, plan, 16)
     out["normal_vs_dp"] = _interleaved({"normal": normal, "dp": private}, data, rounds, steps)
     # The jacobian method is an order of magnitude slower: fewer steps per round.
@@ -178,7 +179,7 @@ def mnist(train_steps: int, work: Path, result: dict) -> list[dict]:
     for name, epsilon in (("non-private", None), ("epsilon-10", 10.0), ("epsilon-1", 1.0)):
         rows.append(_one_model(name, epsilon, train_steps, work))
         print(rows[-1], flush=True)
-        result["machine"] = machine_info()
+        rows[-1]["machine"] = machine_info()
         RESULT.write_text(json.dumps(result, indent=2) + "\n")
     return rows
 
@@ -211,7 +212,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["throughput", "mnist", "agreement", "floor"], default=None)
     args = ap.parse_args()
     result = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
-    result.update(machine=machine_info(), command=" ".join(sys.argv))
+    result["command"] = " ".join(sys.argv)
     if args.only in (None, "throughput"):
         result["throughput"] = throughput(args.rounds, args.steps)
         RESULT.parent.mkdir(parents=True, exist_ok=True)
