@@ -195,12 +195,14 @@ def _table(result: dict) -> None:
         f"{'model':<12} {'eps':>6} {'FID':>7} {'agree':>6} {'TSTR':>6} {'AUC dcr':>8} {'AUC dens':>8}"
     )
     for row in result.get("mnist", []):
-        eps = row["dp_epsilon"]
-        print(
-            f"{row['model']:<12} {eps if eps is None else round(eps, 2)!s:>6} {row['fid']:>7.2f} "
-            f"{row['label_agreement']:>6.3f} {row['tstr_accuracy']:>6.3f} "
-            f"{row['mia_dcr_auc']:>8.3f} {row['mia_density_auc']:>8.3f}"
-        )
+        cells = [_cell(row.get(k), spec) for k, spec in (("dp_epsilon", ".2f"), ("fid", ".2f"),
+                 ("label_agreement", ".3f"), ("tstr_accuracy", ".3f"), ("mia_dcr_auc", ".3f"),
+                 ("mia_density_auc", ".3f"))]  # fmt: skip
+        print(f"{row['model']:<12} " + " ".join(f"{c:>8}" for c in cells))
+
+
+def _cell(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def main() -> None:
