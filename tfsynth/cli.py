@@ -412,7 +412,7 @@ def _cmd_train(args) -> None:
 
     data = load_dataset(args.data)
     val = load_dataset(args.val) if args.val else None
-    cfg = _config_of(FitConfig, args)
+    cfg = _config_of(FitConfig, args).replace(dp=_dp_of(args))
     if args.no_xla:
         cfg = cfg.replace(jit_compile=False)
     s = train(data, cfg, out=args.out, val=val, verbose=0 if args.quiet else "auto").summary
@@ -420,6 +420,8 @@ def _cmd_train(args) -> None:
         f"trained {s['model']} for {s['steps']} steps ({s['images_per_second']:.0f} images/s); "
         f"wrote {s['model_path']}"
     )
+    if "dp_epsilon" in s:
+        print(f"differentially private: epsilon {s['dp_epsilon']:.3g} at delta {s['dp_delta']:g}")
     if "val_fid" in s:
         agreement = s.get("val_label_agreement")
         print(
@@ -427,6 +429,15 @@ def _cmd_train(args) -> None:
             + (f", label agreement {agreement:.3f}" if agreement is not None else "")
             + (f"; FAILED: {s['generator_failed_reason']}" if s.get("generator_failed") else "")
         )
+
+
+def _dp_of(args):
+    """The `DPConfig` of the --dp-* flags given, or None when none is."""
+    from tfsynth.privacy import DPConfig
+
+    given = {f: getattr(args, f"dp_{f}", None) for f in DPConfig.__dataclass_fields__}
+    given = {f: v for f, v in given.items() if v is not None}
+    return DPConfig(**given) if given else None
 
 
 def _add_train(sub) -> None:
@@ -477,6 +488,14 @@ def _add_train(sub) -> None:
         "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
     )
     p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument(
+        "--dp-epsilon", type=float, help="train with DP-SGD to this privacy budget (gan models)"
+    )
+    p.add_argument("--dp-delta", type=float, help="the budget's delta (default 1e-5; < 1/n)")
+    p.add_argument("--dp-clip", type=float, help="per-example gradient L2 clip norm (default 1)")
+    p.add_argument(
+        "--dp-noise-multiplier", type=float, help="noise std / clip (default: from the budget)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)

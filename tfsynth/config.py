@@ -101,6 +101,7 @@ class FitConfig:
     eval_every: int | None = None  # epochs between validations (with `val`)
     select: str = "fid"
     overwrite: bool = False
+    dp: Any = None  # a tfsynth.privacy.DPConfig: DP-SGD training (see tfsynth.privacy)
 
     def replace(self, **changes) -> FitConfig:
         """A copy with `changes`; an unknown option raises ConfigError naming it."""

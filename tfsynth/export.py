@@ -148,6 +148,7 @@ def export_generator(
 
     from tfsynth.io import atomic_directory
     from tfsynth.models import describe, load_generator, model_id
+    from tfsynth.privacy.wiring import model_summary
     from tfsynth.summary import write_summary
 
     root = Path(out_root) / name if name else Path(out_root)
@@ -185,6 +186,7 @@ def export_generator(
                 "image_shape": list(model.image_shape),
                 "signatures": ["serving_default", "sample"],
                 **_sampling_options(model),
+                **model_summary(model),
             },
         )
     return final

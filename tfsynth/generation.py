@@ -260,6 +260,10 @@ def _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0
         "labels": labels if isinstance(labels, str) else "explicit",
         "conditional": bool(trainer.num_classes),
     }
+    from tfsynth.privacy import guarantee
+
+    if guarantee(trainer) is not None:  # a DP model: the budget it was released under
+        gen["privacy"] = guarantee(trainer)
     if hasattr(trainer, "sample_steps"):  # a ddpm: how it sampled
         gen.update(sample_steps=trainer.sample_steps, guidance=trainer.guidance)
     if not trainer.num_classes:

@@ -52,6 +52,18 @@ PRIVACY_ROWS = [
         "share of synthetic closer than the 5th percentile of holdout DCR (real data: 0.05)",
     ),
     ("exact_copies", "exact copies", "synthetic samples identical to a training image"),
+    (
+        "mia_dcr_auc",
+        "MIA AUC (DCR)",
+        "members (train) vs holdout by distance to synthetic; 0.5 = none",
+    ),
+    (
+        "mia_dcr_tpr_at_1_fpr",
+        "MIA TPR @ 1% FPR (DCR)",
+        "members caught at 1% false alarms; 0.01 = none",
+    ),
+    ("mia_density_auc", "MIA AUC (density ratio)", "p_synthetic / p_holdout-reference; 0.5 = none"),
+    ("mia_density_tpr_at_1_fpr", "MIA TPR @ 1% FPR (density)", "the same at 1% false alarms"),
 ]
 FIGURE_TITLES = {
     "samples": "Synthetic samples",
@@ -59,6 +71,7 @@ FIGURE_TITLES = {
     "real_classes": "Real samples per class",
     "nearest_neighbors": "Nearest-neighbour pairs (synthetic above, closest training image below)",
     "low_data_curve": "Low-data curve",
+    "membership_roc": "Membership-inference ROC (members: training images; non-members: holdout)",
 }
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("table", header, rows) | ("img", title, path)
@@ -205,6 +218,8 @@ def _metric_blocks(s: Mapping[str, Any]) -> list[Block]:
             )
         if heading == "Privacy" and "privacy_space" in s:
             blocks.append(("p", f"Distances in {s['privacy_space']} space."))
+        if heading == "Privacy" and "privacy_guarantee" in s:
+            blocks.append(("p", f"Privacy budget: {s['privacy_guarantee']}."))
         blocks.append(table)
     return blocks
 

@@ -55,6 +55,7 @@ from tfsynth.models import (
 )
 from tfsynth.models.diffusion import check_sampling
 from tfsynth.models.sampling import noise_for
+from tfsynth.privacy import wiring as privacy
 from tfsynth.summary import write_summary
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -390,7 +391,8 @@ def train(
         classifier: the real-data classifier for `val` (default: the cached
             domain classifier of `data`), saved as OUT/classifier.keras.
         callbacks, verbose: extra Keras callbacks; Keras verbosity.
-        **options: `FitConfig` fields that replace the config's.
+        **options: `FitConfig` fields that replace the config's (`dp`: a
+            `tfsynth.privacy.DPConfig` trains with DP-SGD, see `tfsynth.privacy`).
 
     Returns:
         A `Trained`: the kept model, the summary (also OUT/summary.json), OUT.
@@ -409,12 +411,15 @@ def train(
     cfg = config if isinstance(config, FitConfig) else FitConfig(config or FitConfig.model)
     cfg = cfg.replace(**options)
     plan = _plan(data, cfg, out, val is not None)
+    if cfg.dp is not None:
+        plan.config["dp"] = privacy.resolve(cfg.dp, plan.config, len(data))
     _check_model(plan, data, val)
     _check_options(plan, val)
     monitor = _monitor(data, val, plan, classifier) if val is not None else None
     summary, chief, kept = _fit_and_keep(plan, data, monitor, callbacks, verbose)
     if monitor is not None:
         summary.update(monitor.summary(monitor.floor))
+    summary.update(privacy.summary(plan.config.get("dp"), summary["steps"]))
     if chief:
         write_summary(plan.out_dir, "train", summary)
     return Trained(kept, summary, plan.out_dir)
@@ -595,7 +600,7 @@ def _restore_or_build(plan: _Plan, data, strat):
     with scope:
         if state is not None:
             return keras.saving.load_model(plan.ckpt / MODEL_FILE)
-        trainer = _build(plan.cfg, data)
+        trainer = privacy.make_trainer_private(_build(plan.cfg, data), plan.config.get("dp"))
         jit = plan.cfg.jit_compile if strat is None else False
         _compile(trainer, plan.cfg.learning_rate, jit)
     return trainer
@@ -615,6 +620,7 @@ def _callbacks(plan: _Plan, write_dir: Path, guard, monitor, extra) -> list:
             write_dir / CHECKPOINT_DIR, plan.steps_per_epoch, plan.cfg.checkpoint_every, guard, meta
         ),
         SampleGrid(write_dir / "samples", write_dir / "tensorboard" / "samples", plan.seed),
+        *privacy.callbacks(plan.config.get("dp"), write_dir / "tensorboard" / "privacy"),
         keras.callbacks.TensorBoard(log_dir=str(write_dir / "tensorboard"), write_graph=False),
         *([monitor] if monitor is not None else []),
         *extra,
@@ -637,9 +643,10 @@ def _fit_resuming(trainer, data, plan: _Plan, strat, cbs, verbose) -> dict[str, 
         return history
 
     def batches(first_step, stop_step):
-        return data.epoch_batches(
-            plan.batch_size, spe, seed=plan.seed, start_step=first_step, stop_step=stop_step
-        )
+        return privacy.epoch_batches(
+            trainer, data, plan.batch_size, spe, seed=plan.seed, start_step=first_step,
+            stop_step=stop_step,
+        )  # fmt: skip
 
     if is_multiworker(strat):
         _distributed_fit(

@@ -59,6 +59,9 @@ HEADLINE = (
     "dcr_synthetic_median",
     "dcr_holdout_median",
     "memorization_rate",
+    "mia_dcr_auc",
+    "mia_density_auc",
+    "privacy_guarantee",
     "extractor",
 )
 
@@ -211,7 +214,7 @@ def evaluate(
     if privacy:
         with _timed(timings, "privacy"):
             metrics, nn = _privacy(real, test, syn, max_samples, seed, block_size)
-        summary.update(metrics)
+        summary.update(metrics, **_guarantee(synthetic))
     if out is not None:
         with _timed(timings, "figures"):
             summary.update(_figures(Path(out), real, synthetic, syn, nn, summary, seed))
@@ -330,7 +333,11 @@ def _utility(real, synthetic, test, fused, recipe, low_data_sizes, known) -> dic
 
 
 def _privacy(real, test, syn, max_samples, seed, block_size):
-    """Pixel-space privacy metrics; returns them and the synthetic nearest neighbours."""
+    """Pixel-space privacy metrics and the membership audit (`tfsynth.privacy.audit`).
+
+    Returns them and (synthetic nearest-neighbour distances, indices, the
+    attacks' ROC curves) for the figures.
+    """
     holdout = _cap(test, max_samples, seed + 2)
     metrics, syn_d, syn_i = privacy_metrics(
         pixel_vectors(syn.images),
@@ -338,12 +345,37 @@ def _privacy(real, test, syn, max_samples, seed, block_size):
         pixel_vectors(holdout.images),
         block_size=block_size,
     )
+    from tfsynth.privacy.audit import membership_audit
+
+    members = _cap(real, max_samples, seed + 3)
+    audit = membership_audit(
+        pixel_vectors(members.images),
+        pixel_vectors(holdout.images),
+        pixel_vectors(syn.images),
+        seed=seed,
+    )
+    roc = audit.pop("roc")
     metrics = {
         **metrics,
+        **audit,
         "privacy_space": "pixel ([0, 1])",
         "num_privacy_holdout": len(holdout),
     }
-    return metrics, (syn_d, syn_i)
+    return metrics, (syn_d, syn_i, roc)
+
+
+def _guarantee(synthetic: ImageDataset) -> dict[str, Any]:
+    """The budget the generator of `synthetic` was trained under (its manifest says), as text."""
+    manifest = synthetic.metadata.get("manifest", {})
+    budget = manifest.get("metadata", {}).get("generator", {}).get("privacy")
+    if not budget:
+        return {"privacy_guarantee": "no formal guarantee"}
+    text = (
+        f"({budget['epsilon']:.3g}, {budget['delta']:g})-DP: DP-SGD, {budget['accountant']} "
+        f"accountant, {budget['sampling']}, {budget['neighbouring']}"
+    )
+    return {"privacy_guarantee": text, "privacy_epsilon": budget["epsilon"],
+            "privacy_delta": budget["delta"]}  # fmt: skip
 
 
 def _figures(out, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, str]:
@@ -370,9 +402,12 @@ def _figures(out, real, synthetic, syn_capped, nn, summary, seed) -> dict[str, s
             real.images, real.labels, real.class_names, title="real (train), per class"
         )
     if nn is not None:
+        from tfsynth.privacy.audit import roc_figure
+
         figs["nearest_neighbors"] = nearest_neighbor_grid(
             syn_capped.images, real.images, nn[0], nn[1], n=10
         )
+        figs["membership_roc"] = roc_figure(nn[2], title=summary.get("privacy_guarantee"))
     curve = low_data_curve(summary)
     if curve:
         figs["low_data_curve"] = low_data_figure(curve)

@@ -46,6 +46,9 @@ class GAN(_trainer.ConditionalTrainer):
         class_names: names of the classes (for generated datasets).
         class_counts: training examples per class (for `--labels match`).
         seed: seed of the noise generator.
+        dp: a `tfsynth.privacy.PrivacyPlan` (or its dict) to train the
+            discriminator with DP-SGD (see `_private_train_step`); None trains
+            as usual.
 
     Example:
 
@@ -78,6 +81,7 @@ class GAN(_trainer.ConditionalTrainer):
         class_names: Sequence[str] | None = None,
         class_counts: Sequence[int] | None = None,
         seed: int | None = None,
+        dp=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,6 +115,11 @@ class GAN(_trainer.ConditionalTrainer):
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty") if self._penalized else None
+        self.dp = None
+        if dp is not None:
+            from tfsynth.privacy.gan import make_private
+
+            make_private(self, dp)
         self.built = True
 
     # -- properties ----------------------------------------------------------
@@ -206,7 +215,19 @@ class GAN(_trainer.ConditionalTrainer):
             total += 0.5 * self.r1_gamma * losses.r1_penalty(critic, real)
         return total
 
+    def _update_ema(self) -> None:
+        if self.ema_generator is not None:
+            # Warm-up (as in TF's ExponentialMovingAverage with num_updates): early
+            # on the EMA must forget the random initial weights quickly.
+            step = tf.cast(self.g_optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+            _trainer.ema_update(self.ema_generator.weights, self.generator.weights, decay)
+
     def train_step(self, data):
+        if self.dp is not None:
+            from tfsynth.privacy.gan import private_train_step
+
+            return private_train_step(self, data)
         real, labels = self._unpack(data)
         batch = tf.shape(real)[0]
         penalty = None  # the last critic step's penalty; None iff penalty_tracker is None
@@ -251,12 +272,7 @@ class GAN(_trainer.ConditionalTrainer):
             _trainer.apply_gradients(
                 self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables
             )
-        if self.ema_generator is not None:
-            # Warm-up (as in TF's ExponentialMovingAverage with num_updates): early
-            # on the EMA must forget the random initial weights quickly.
-            step = tf.cast(self.g_optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
-            _trainer.ema_update(self.ema_generator.weights, self.generator.weights, decay)
+        self._update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         if self.penalty_tracker is not None:
@@ -274,6 +290,8 @@ class GAN(_trainer.ConditionalTrainer):
             ema_decay=self.ema_decay,
             diffaugment=self.diffaugment,
         )
+        if self.dp is not None:
+            config["dp"] = self.dp.to_dict()
         return config
 
 
