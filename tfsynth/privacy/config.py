@@ -75,8 +75,6 @@ class DPConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DPConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"dp config: unknown field(s) {', '.join(unknown)}")
-        return cls(**d).validate()
+        from tfsynth.config import _from_dict  # config imports this module
+
+        return _from_dict(cls, d, "dp config").validate()

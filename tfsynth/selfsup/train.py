@@ -83,11 +83,9 @@ class SSLConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SSLConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"ssl config: unknown field(s) {', '.join(unknown)}")
-        return cls(**d).validate()
+        from tfsynth.config import _from_dict  # config imports this module
+
+        return _from_dict(cls, d, "ssl config").validate()
 
 
 def steps_per_epoch(num_examples: int, batch_size: int, where: str = "data") -> int:
