@@ -44,3 +44,17 @@ def machine_info() -> dict:
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "python": platform.python_version(),
     }
+
+
+def untrained_cgan(directory: str | os.PathLike) -> str:
+    """Saves an untrained mnist-shaped cgan as DIRECTORY/model.keras; returns its path.
+
+    Throughput benches sample it: its cost per image is a trained one's.
+    """
+    from tfsynth.models import build_model
+
+    path = str(Path(directory) / "model.keras")
+    model = build_model("cgan", (28, 28, 1), num_classes=10)
+    model.compile()
+    model.save(path)
+    return path

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import ROOT, machine_info  # noqa: E402
+from _env import ROOT, machine_info, untrained_cgan  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "beam_throughput.json"
 SHARDS = 4
@@ -141,13 +141,8 @@ def main() -> None:
     n = args.n or (2048 if args.quick else 16384)
     reps = args.reps or (2 if args.quick else 3)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tfsynth.models import build_model
-
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = str(Path(tmp) / "model.keras")
-        m = build_model("cgan", (28, 28, 1), num_classes=10)
-        m.compile()
-        m.save(model_path)
+        model_path = untrained_cgan(tmp)
         runs = _rounds(n, reps, model_path, tmp)
     result = _summary(runs, n, reps, bool(args.quick))
     print(f"\n{'case':>8} {'img/s':>8} {'vs local':>9} {'launcher MB':>12} {'worker MB':>10}")

@@ -35,7 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import ROOT, machine_info, untrained_cgan  # noqa: E402
+
 RESULT = ROOT / "bench" / "results" / "fusion_throughput.json"
 BATCH = 256
 SEED = 0
@@ -121,13 +123,8 @@ def main() -> None:
     n = args.n or (4096 if args.quick else 200_000)
     reps = args.reps or (3 if args.quick else 2)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tfsynth.models import build_model
-
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = str(Path(tmp) / "model.keras")
-        m = build_model("cgan", (28, 28, 1), num_classes=10)
-        m.compile()
-        m.save(model_path)
+        model_path = untrained_cgan(tmp)
         time_generate(512, model_path)  # warm-up: imports, tracing, file caches
         time_fuse(512, model_path, tmp)
         base, fuse, base_cpu, fuse_cpu = [], [], [], []
@@ -168,6 +165,7 @@ def main() -> None:
         "targets": {"writer_overhead": "<= 0.20", "peak_rss_mb": "< 1500, flat in n"},
         "command": "python bench/fusion_throughput.py " + " ".join(sys.argv[1:]),
         "cpus": os.cpu_count(),
+        "machine": machine_info(),
     }
     print()
     print(f"{'n':>8} {'generate s':>11} {'fuse s':>8} {'overhead':>9} {'peak RSS MB':>12} "

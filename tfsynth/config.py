@@ -72,7 +72,7 @@ class FitConfig:
     Example:
 
     >>> cfg = FitConfig("cgan", steps=200, width=8)
-    >>> cfg.replace(seed=3).seed, cfg.model, FitConfig.from_dict(cfg.to_dict()) == cfg
+    >>> cfg.replace(seed=3).seed, cfg.model, cfg.replace() == cfg
     (3, 'cgan', True)
     """
 
@@ -110,16 +110,6 @@ class FitConfig:
             hint = " (the run directory is `out`)" if "out_dir" in unknown else ""
             raise ConfigError(f"train: unknown option(s) {', '.join(unknown)}{hint}")
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["strategy"] is not None and not isinstance(d["strategy"], str):
-            d["strategy"] = type(d["strategy"]).__name__
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any) -> FitConfig:
-        return _from_dict(cls, d, "train")
 
 
 @dataclass

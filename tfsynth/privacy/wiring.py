@@ -97,8 +97,7 @@ def summary(plan: dict | None, steps: int) -> dict[str, Any]:
     """summary.json's `dp_*` keys after `steps` steps ({} without DP)."""
     if plan is None:
         return {}
-    budget = _budget(PrivacyPlan.from_dict(plan), steps)
-    return {f"dp_{k}": v for k, v in budget.items()}
+    return _dp_keys(_budget(PrivacyPlan.from_dict(plan), steps))
 
 
 def guarantee(trainer) -> dict[str, Any] | None:
@@ -112,4 +111,8 @@ def guarantee(trainer) -> dict[str, Any] | None:
 def model_summary(trainer) -> dict[str, Any]:
     """A model's `dp_*` summary keys (the export's summary.json); {} without DP."""
     budget = guarantee(trainer)
-    return {} if budget is None else {f"dp_{k}": v for k, v in budget.items()}
+    return {} if budget is None else _dp_keys(budget)
+
+
+def _dp_keys(budget: dict[str, Any]) -> dict[str, Any]:
+    return {f"dp_{k}": v for k, v in budget.items()}
