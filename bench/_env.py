@@ -46,6 +46,28 @@ def machine_info() -> dict:
     }
 
 
+def vm_hwm_mb() -> float:
+    """Peak resident memory of this process so far (Linux /proc), in MB.
+
+    VmHWM belongs to the address space, so a process started with fork + exec
+    reports its own peak; ru_maxrss would carry the parent's peak over.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
+
+
+def fit_exponent(sizes, values) -> float:
+    """b in values ~ a * sizes**b: the least-squares slope in log-log."""
+    import numpy as np
+
+    return float(
+        np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float)), 1)[0]
+    )
+
+
 def untrained_cgan(directory: str | os.PathLike) -> str:
     """Saves an untrained mnist-shaped cgan as DIRECTORY/model.keras; returns its path.
 

@@ -39,8 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import ROOT, fit_exponent, machine_info, vm_hwm_mb  # noqa: E402
+
 DIM = 128
+GROWTH_SIZES = (2_000, 5_000, 10_000, 20_000, 50_000)
 KID_SUBSET_SIZE = 1000
 
 
@@ -110,15 +113,6 @@ def timed(fn, *args):
     return time.perf_counter() - t, out
 
 
-def vm_hwm_mb() -> float:
-    """Peak resident memory of this process so far (Linux /proc), in MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM not found in /proc/self/status")
-
-
 def child_peak_memory(n: int, kid_subsets: int) -> dict[str, float]:
     """Runs tfsynth's metrics on n vs n in a fresh process; returns time and peak RSS."""
     # VmHWM (peak RSS of this address space) rather than ru_maxrss: Linux
@@ -126,7 +120,7 @@ def child_peak_memory(n: int, kid_subsets: int) -> dict[str, float]:
     # would report the parent's peak.
     code = (
         "import sys, time, json; sys.path.insert(0, sys.argv[2]);"
-        "from bench.eval_throughput import features, ours, vm_hwm_mb;"
+        "from bench.eval_throughput import features, ours; from bench._env import vm_hwm_mb;"
         "import tfsynth.evaluation.distribution;"  # TensorFlow's import is not the metrics' memory
         "n = int(sys.argv[1]); real, fake = features(n, 1), features(n, 2, 0.1);"
         "base = vm_hwm_mb();"
@@ -146,6 +140,33 @@ def child_peak_memory(n: int, kid_subsets: int) -> dict[str, float]:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def growth(sizes, kid_subsets: int) -> dict:
+    """Time and peak RSS of the metrics per size (n per side), each in a fresh process."""
+    rows = []
+    for n in sizes:
+        m = child_peak_memory(n, kid_subsets)
+        rows.append({"n": n, "seconds": round(m["seconds"], 3), "peak_rss_mb": round(m["peak_rss_mb"], 1),
+                     "rss_before_metrics_mb": round(m["rss_before_metrics_mb"], 1)})  # fmt: skip
+        print(
+            f"  growth n={n:>6}: {m['seconds']:7.1f} s, peak RSS {m['peak_rss_mb']:6.0f} MB",
+            flush=True,
+        )
+    return {
+        "rows": rows,
+        "time_exponent": round(
+            fit_exponent([r["n"] for r in rows], [r["seconds"] for r in rows]), 3
+        ),
+        # The metrics' own memory: the peak over what TensorFlow's import left.
+        "memory_exponent": round(
+            fit_exponent(
+                [r["n"] for r in rows],
+                [max(r["peak_rss_mb"] - r["rss_before_metrics_mb"], 1.0) for r in rows],
+            ),
+            3,
+        ),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -161,6 +182,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--n", type=int, default=None, help="samples per side (default 10k)")
     parser.add_argument("--memory-n", type=int, default=None, help="default 50k (10k with --quick)")
+    parser.add_argument(
+        "--growth-sizes",
+        default=",".join(map(str, GROWTH_SIZES)),
+        help="samples per side of the cost-growth sweep, comma-separated ('' to skip)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "eval_throughput.json"))
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -190,6 +216,7 @@ def main(argv=None) -> int:
             f"{memory_n} vs {memory_n}: {memory['seconds']:.1f} s, peak RSS {memory['peak_rss_mb']:.0f} MB"
         )
         return 0
+    machine = machine_info()  # the commit and load when the run starts
     real, fake = features(args.n, 1), features(args.n, 2, shift=0.1)
     # Warm-up: BLAS thread pools, page faults, sklearn imports.
     small_r, small_f = real[:1000], fake[:1000]
@@ -209,7 +236,10 @@ def main(argv=None) -> int:
         / max(abs(results["reference"][k]), 1e-12)
         for k in keys
     }
-    memory = child_peak_memory(memory_n, kid_subsets)
+    sizes = [int(x) for x in args.growth_sizes.split(",") if x.strip()]
+    grown = growth(sizes, kid_subsets) if sizes else None
+    at_n = [r for r in (grown or {}).get("rows", []) if r["n"] == memory_n]
+    memory = dict(at_n[0]) if at_n else child_peak_memory(memory_n, kid_subsets)
     result = {
         "benchmark": "eval_throughput",
         "metrics": "FID + KID + precision/recall (k=3) + density/coverage (k=5)",
@@ -231,7 +261,10 @@ def main(argv=None) -> int:
             **memory,
             "reference_distance_matrix_gb": memory_n * memory_n * 8 / 1e9,
         },
-        "cpu_count": os.cpu_count(),
+        "growth": grown,
+        "command": "python bench/eval_throughput.py " + " ".join(sys.argv[1:]),
+        "machine": machine,
+        "load_average_at_save": machine_info()["load_average"],
         "numpy": np.__version__,
         "scikit_learn": sklearn.__version__,
         "python": platform.python_version(),
@@ -246,6 +279,9 @@ def main(argv=None) -> int:
         f"{memory_n} vs {memory_n}: {memory['seconds']:.1f} s, peak RSS {memory['peak_rss_mb']:.0f} MB "
         f"(reference distance matrix alone: {result['memory']['reference_distance_matrix_gb']:.1f} GB)"
     )
+    if result["growth"]:
+        g = result["growth"]
+        print(f"growth: time ~ n^{g['time_exponent']:.2f}, memory ~ n^{g['memory_exponent']:.2f}")
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
