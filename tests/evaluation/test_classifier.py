@@ -9,6 +9,7 @@ from tfsynth.evaluation.classifier import (
     accuracy,
     build_classifier,
     predict_labels,
+    reuse_compiled,
     train_classifier,
 )
 
@@ -33,6 +34,24 @@ def test_train_learns_and_is_reproducible():
     np.testing.assert_allclose(m1.get_weights()[0], m2.get_weights()[0], atol=1e-5)
     pred = predict_labels(m1, ds.images)
     assert pred.dtype == np.int64 and pred.shape == (len(ds),)
+
+
+def test_reused_compiled_model_trains_exactly_like_a_fresh_one():
+    # The second training in the block starts from the first one's trained
+    # weights, Adam slots, step count and dropout seeds: all must be reset.
+    ds = separable()
+    args = dict(epochs=2, batch_size=8, width=4)
+    fresh = [w.copy() for w in train_classifier(ds, seed=1, **args).get_weights()]
+    with reuse_compiled():
+        first = train_classifier(ds, seed=0, **args)
+        first_fn = first.train_function
+        second = train_classifier(ds, seed=1, **args)
+        assert second is first and second.train_function is first_fn  # traced once
+        for want, got in zip(fresh, second.get_weights()):
+            np.testing.assert_array_equal(want, got)
+        other = train_classifier(ds, seed=1, epochs=3, batch_size=8, width=4)
+        assert other is not first  # another step budget is another recipe
+    assert train_classifier(ds, seed=1, **args) is not first  # the block is closed
 
 
 def test_soft_labels_are_used_as_targets():

@@ -28,7 +28,13 @@ import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError, DataError
-from tfsynth.evaluation.classifier import DEFAULT_EPOCHS, accuracy, step_budget, train_classifier
+from tfsynth.evaluation.classifier import (
+    DEFAULT_EPOCHS,
+    accuracy,
+    reuse_compiled,
+    step_budget,
+    train_classifier,
+)
 
 DEFAULT_LOW_DATA_SIZES = (100, 500, 1000)
 
@@ -147,24 +153,27 @@ def utility_metrics(
     runs.update(trts=[], tstr=[])
     curve: dict[tuple[int, str], list[float]] = {}
     sizes, do_curve = _curve_sizes(low_data_sizes, len(real)), bool(low_data_sizes)
-    for seed in seeds:
-        if "trtr" not in known:
-            m_real = train(real, seed)
-            runs["trtr"].append(accuracy(m_real, test))
-            runs["trts"].append(accuracy(m_real, synthetic))
-        runs["tstr"].append(accuracy(train(synthetic, seed), test))
-        if "fused" not in known:
-            runs["fused"].append(accuracy(train(fused_ds, seed), test))
-        if do_curve:
-            i = len(runs["tstr"]) - 1
-            full = (
-                (None, None)
-                if known
-                else (runs["trtr"][i], runs["fused"][i] if fused is None else None)
-            )
-            for n in sizes:
-                for kind, acc in _curve_point(real, synthetic, test, n, seed, full, train).items():
-                    curve.setdefault((n, kind), []).append(acc)
+    with reuse_compiled():  # one traced step per budget, not per model
+        for seed in seeds:
+            if "trtr" not in known:
+                m_real = train(real, seed)
+                runs["trtr"].append(accuracy(m_real, test))
+                runs["trts"].append(accuracy(m_real, synthetic))
+            runs["tstr"].append(accuracy(train(synthetic, seed), test))
+            if "fused" not in known:
+                runs["fused"].append(accuracy(train(fused_ds, seed), test))
+            if do_curve:
+                i = len(runs["tstr"]) - 1
+                full = (
+                    (None, None)
+                    if known
+                    else (runs["trtr"][i], runs["fused"][i] if fused is None else None)
+                )
+                for n in sizes:
+                    for kind, acc in _curve_point(
+                        real, synthetic, test, n, seed, full, train
+                    ).items():
+                        curve.setdefault((n, kind), []).append(acc)
 
     out = _collect(runs, curve, sizes if do_curve else None, known, fused, len(fused_ds))
     out["utility_seeds"] = seeds

@@ -41,6 +41,7 @@ from tfsynth.evaluation.classifier import (
     DEFAULT_EPOCHS,
     accuracy,
     predict_proba,
+    reuse_compiled,
     step_budget,
     train_classifier,
 )
@@ -356,14 +357,15 @@ def search_mix(
             "policy, a generator or a pseudo-labelled set, and a multiplier > 0)"
         )
     rows = []
-    for i, cand in enumerate(grid):
-        mix = dict(aug_policy=aug_policy, generators=generators, seed=seed,
-                   class_target=class_target, pseudo=pseudo)  # fmt: skip
-        rows.append(_evaluate_candidate(cand, real, val, test, config, mix))
-        if log is not None:
-            r = rows[-1]
-            score = f"val {r['val_accuracy']:.4f}" if "val_accuracy" in r else r["error"]
-            log(f"  [{i + 1}/{len(grid)}] {cand.label}: {score}")
+    mix = dict(aug_policy=aug_policy, generators=generators, seed=seed,
+               class_target=class_target, pseudo=pseudo)  # fmt: skip
+    with reuse_compiled():  # every candidate trains the same recipe and budget
+        for i, cand in enumerate(grid):
+            rows.append(_evaluate_candidate(cand, real, val, test, config, mix))
+            if log is not None:
+                r = rows[-1]
+                score = f"val {r['val_accuracy']:.4f}" if "val_accuracy" in r else r["error"]
+                log(f"  [{i + 1}/{len(grid)}] {cand.label}: {score}")
     feasible = [i for i, r in enumerate(rows) if "val_accuracy" in r]
     chosen = max(feasible, key=lambda i: (*_rank(rows[i]), -i))
     return {
