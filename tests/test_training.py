@@ -351,3 +351,23 @@ def test_train_takes_a_config_and_returns_the_kept_model(trained, tmp_path):
     ):
         train(_data(), cfg, out=tmp_path / "d", out_dir=tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+def test_short_epochs_do_per_epoch_work_once_per_min_epoch_steps(tmp_path, monkeypatch):
+    # 6 epochs of 1 step with the work period at 3 steps: grids and epoch-end
+    # checkpoints at epochs 1 (first), 4 (3 steps on) and 6 (last), not every epoch.
+    import tfsynth.training as training
+
+    monkeypatch.setattr(training.EpochWork.__init__, "__defaults__", (3,))
+    saves = []
+    real_save = training.Checkpoint._save
+    monkeypatch.setattr(
+        training.Checkpoint,
+        "_save",
+        lambda self: (saves.append(int(self.model.train_steps.numpy())), real_save(self))[1],
+    )
+    out = tmp_path / "run"
+    train(_data(n=4), "cgan", epochs=6, out=out, batch_size=4, seed=0, **TINY)
+    grids = sorted(p.name for p in (out / "samples").glob("epoch_*.png"))
+    assert grids == ["epoch_001.png", "epoch_004.png", "epoch_006.png"]
+    assert sorted(set(saves)) == [1, 4, 6]

@@ -178,12 +178,48 @@ class NaNGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class Checkpoint(keras.callbacks.Callback):
-    """Saves OUT/checkpoint/{model.keras, state.json} every N steps and each epoch.
+# Per-epoch work (a checkpoint, a sample grid) runs at most once per this many
+# steps, besides the first and last epochs: a sample grid costs about as much
+# as 20 training steps of the quick cgan, so 7-step epochs would pay it 3x
+# over. Epochs of a step budget are at least this long (`_plan`).
+MIN_EPOCH_STEPS = 100
 
-    Nothing is saved once `guard` has seen a NaN, so the checkpoint on disk is
-    always the last good one. Both files are replaced atomically, the model
-    first, so state.json never points past the model on disk.
+
+class EpochWork:
+    """Says whether an epoch's end should do per-epoch work: first, last, or `every` steps on.
+
+    Example:
+
+    >>> work = EpochWork(every=10)
+    >>> [work.due(step, epoch, epochs=5) for epoch, step in enumerate([4, 8, 12, 16, 20])]
+    [True, False, True, False, True]
+    """
+
+    def __init__(self, every: int = MIN_EPOCH_STEPS):
+        self.every = int(every)
+        self.last_step = None
+
+    def due(self, step: int, epoch: int, epochs: int | None) -> bool:
+        last_epoch = epochs is not None and epoch + 1 >= epochs
+        if self.last_step is None or last_epoch or step - self.last_step >= self.every:
+            self.last_step = step
+            return True
+        return False
+
+
+def _epochs(callback) -> int | None:
+    return (callback.params or {}).get("epochs")
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves OUT/checkpoint/{model.keras, state.json} every N steps and at epoch ends.
+
+    An epoch's end saves when `EpochWork` says so (first and last epochs,
+    and at most once per `MIN_EPOCH_STEPS` steps), and the end of training
+    always does. Nothing is saved once `guard` has seen a NaN, so the
+    checkpoint on disk is always the last good one. Both files are
+    replaced atomically, the model first, so state.json never points past
+    the model on disk.
     """
 
     def __init__(self, directory, steps_per_epoch, every=None, guard=None, meta=None, enabled=True):
@@ -195,6 +231,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.meta = dict(meta or {})
         self.enabled = enabled
         self.last_saved = None
+        self.work = EpochWork()
 
     def _save(self):
         if self.guard is not None and self.guard.bad_step is not None:
@@ -218,11 +255,19 @@ class Checkpoint(keras.callbacks.Callback):
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.work.due(int(self.model.train_steps.numpy()), epoch, _epochs(self)):
+            self._save()
+
+    def on_train_end(self, logs=None):
         self._save()
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Fixed-noise samples each epoch: a PNG in OUT/samples and a TensorBoard image."""
+    """Fixed-noise samples at epoch ends: a PNG in OUT/samples and a TensorBoard image.
+
+    An epoch gets a grid when `EpochWork` says so: the first and last
+    epochs, and at most once per `MIN_EPOCH_STEPS` steps in between.
+    """
 
     def __init__(self, out_dir, log_dir, seed=0, enabled=True):
         super().__init__()
@@ -232,6 +277,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.enabled = enabled
         self._writer = None
         self._inputs = None
+        self.work = EpochWork()
 
     def on_train_begin(self, logs=None):
         if self.enabled and self._writer is None:
@@ -240,7 +286,8 @@ class SampleGrid(keras.callbacks.Callback):
             self._inputs = _sample_inputs(self.model, self.seed)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.enabled:
+        step = int(self.model.train_steps.numpy())
+        if not (self.enabled and self.work.due(step, epoch, _epochs(self))):
             return
         from tfsynth.plotting import save_figure, tile_images
 
@@ -314,12 +361,6 @@ def _read_state(ckpt: Path) -> dict | None:
         raise DataError(
             f"{state_file}: not valid JSON ({e}); remove {ckpt} to start over"
         ) from None
-
-
-# Epochs of at least this many steps when training to a step budget, so that
-# per-epoch work (checkpoint, sample grid, validation) stays a small share
-# of a run on a few hundred images.
-MIN_EPOCH_STEPS = 100
 
 
 @dataclasses.dataclass
