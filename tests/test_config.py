@@ -120,3 +120,73 @@ def test_bad_per_model_settings_name_the_entry(per_model, message):
     with pytest.raises(ConfigError) as e:
         cfg.validate()
     assert message in str(e.value)
+
+
+# -- one config per command: library default == CLI default == run's use ------
+
+
+class _Captured(Exception):
+    """Raised by a stub once it has recorded what the library was given."""
+
+
+def test_generate_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.generation
+    from tfsynth.cli import main
+    from tfsynth.config import GenerateConfig
+
+    seen = {}
+
+    def fake(model, config, *, out, **options):
+        seen.update(model=model, config=config, options=options)
+        return {"num_examples": 5, "metadata": {"generator": {}}}
+
+    monkeypatch.setattr(tfsynth.generation, "generate", fake)
+    assert main(["generate", "--model", "m", "-n", "5", "--out", str(tmp_path / "g")]) == 0
+    assert seen["config"] == GenerateConfig(num_examples=5) and seen["options"] == {}
+    main(["generate", "--model", "m", "-n", "5", "--out", str(tmp_path / "g"),
+          "--min-confidence", "0.8"])  # fmt: skip
+    assert seen["config"] == GenerateConfig(num_examples=5, curate=True, min_confidence=0.8)
+    # The run's: the class defaults but for what the presets set explicitly.
+    run = preset("quick").generate
+    assert run == GenerateConfig(labels="match", curate=True)
+    assert preset("smoke").generate.replace(num_examples=None, min_confidence=0.9) == run
+
+
+def test_generate_options_override_the_config(monkeypatch, tmp_path):
+    import tfsynth.generation as generation
+    from tfsynth.config import GenerateConfig
+
+    seen = {}
+
+    def fake_plan(model, n, **kwargs):
+        seen.update(n=n, **kwargs)
+        raise _Captured
+
+    monkeypatch.setattr(generation, "ShardPlan", fake_plan)
+    with pytest.raises(_Captured):
+        generation.generate("m", GenerateConfig(num_examples=5, seed=1), out=tmp_path, seed=7)
+    assert (seen["n"], seen["seed"], seen["batch_size"]) == (5, 7, GenerateConfig.batch_size)
+    with pytest.raises(_Captured):
+        generation.generate("m", 4, out=tmp_path, labels="match")  # the old call still works
+    assert (seen["n"], seen["labels"]) == (4, "match")
+    with pytest.raises(ConfigError, match=r"generate: unknown option\(s\) n$"):
+        generation.generate("m", 4, out=tmp_path, n=3)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_examples", 0, "generate.num_examples: expected a positive integer, got 0"),
+        ("batch_size", 0, "generate.batch_size: expected a positive integer, got 0"),
+        ("examples_per_shard", -1, "generate.examples_per_shard: expected a positive integer"),
+        ("min_confidence", 1.5, "generate.min_confidence: expected a number in (0, 1), got 1.5"),
+    ],
+)
+def test_bad_generate_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.generate, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=field.replace("_", "[_-]")):
+        cfg.generate.validate()  # the library's message names it too

@@ -503,52 +503,41 @@ def _add_train(sub) -> None:
 
 def _cmd_generate(args) -> None:
     from tfsynth.beam.options import check_runner
-    from tfsynth.generation import generate
+    from tfsynth.generation import GenerateConfig, generate, plan_args
 
     check_runner(args.runner, args.beam_options)
-    run = generate
+    cfg = _config_of(GenerateConfig, args)
+    if args.min_confidence is not None or args.classifier is not None:
+        cfg = cfg.replace(curate=True)  # a threshold or a classifier means curation
     if args.runner == "beam":
-        from functools import partial
-
         from tfsynth.beam import BeamConfig, generate_on_beam
 
-        run = partial(generate_on_beam, beam=BeamConfig(args.beam_options or ""))
-    curate = args.curate or args.min_confidence is not None or args.classifier is not None
-    m = run(
-        args.model,
-        args.n,
-        labels=args.labels,
-        seed=args.seed,
-        out=args.out,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        curate=curate,
-        min_confidence=0.9 if args.min_confidence is None else args.min_confidence,
-        classifier=args.classifier,
-        steps=args.steps,
-        guidance=args.guidance,
-        **(
-            {}
-            if args.examples_per_shard is None
-            else {"examples_per_shard": args.examples_per_shard}
-        ),
-    )
+        beam = BeamConfig(args.beam_options or "")
+        m = generate_on_beam(args.model, cfg.num_examples, out=args.out, beam=beam,
+                             overwrite=cfg.overwrite, **plan_args(cfg))  # fmt: skip
+    else:
+        m = generate(args.model, cfg, out=args.out)
     kept = m["metadata"]["generator"].get("curation", {}).get("kept_fraction")
     note = f" (curated: kept {kept:.1%} of the candidates)" if kept is not None else ""
     print(f"wrote {m['num_examples']} images to {args.out}{note}")
 
 
 def _add_generate(sub) -> None:
+    from tfsynth.config import GenerateConfig as d  # the defaults, held there once
+
     p = sub.add_parser("generate", help="sample a trained model into a dataset directory")
     p.add_argument("--model", required=True, help="DIR/model.keras or the run DIR")
-    p.add_argument("-n", type=int, required=True, help="number of images")
+    p.add_argument("-n", dest="num_examples", type=int, required=True, help="number of images")
     p.add_argument(
-        "--labels", default="uniform", help="uniform | match | comma-separated class ids (repeated)"
+        "--labels",
+        help=f"uniform | match | comma-separated class ids (repeated; default {d.labels})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--out", required=True, help="new dataset directory")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--examples-per-shard", type=int, help="shard size (default 10000)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument(
+        "--examples-per-shard", type=int, help=f"shard size (default {d.examples_per_shard})"
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument(
         "--curate",
@@ -559,7 +548,7 @@ def _add_generate(sub) -> None:
     p.add_argument(
         "--min-confidence",
         type=float,
-        help="curation threshold 0 < T < 1 (default 0.9; implies --curate)",
+        help=f"curation threshold 0 < T < 1 (default {d.min_confidence}; implies --curate)",
     )
     p.add_argument(
         "--classifier",

@@ -199,14 +199,81 @@ class AugmentConfig:
     num_examples: int = 2000
 
 
+class _Options:
+    """`replace` for the config of one command (`COMMAND` names it in errors)."""
+
+    COMMAND = ""
+
+    def replace(self, **changes):
+        """A copy with `changes`; an unknown option raises ConfigError naming it."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"{self.COMMAND}: unknown option(s) {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+
+
 @dataclass
-class GenerateConfig:
-    """D_gen: how many curated samples (default: as many as the training split)."""
+class GenerateConfig(_Options):
+    """How samples are drawn: the options of `tfsynth generate` and `generation.generate`.
+
+    The CLI builds one from its flags and `tfsynth run` keeps one in
+    `RunConfig.generate` (`num_examples` None: as many as the training
+    split; its seed is the run's). `labels`: "uniform", "match", "0,3,..."
+    or an int array; `curate` keeps only samples the real-data
+    `classifier` confirms with probability >= `min_confidence`; `steps`
+    and `guidance` (None: the model's own) drive a ddpm's DDIM sampler.
+
+    Example:
+
+    >>> cfg = GenerateConfig(num_examples=100, curate=True).validate()
+    >>> cfg.replace(seed=3).seed, cfg.labels, cfg.replace() == cfg
+    (3, 'uniform', True)
+    >>> GenerateConfig(num_examples=0).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: num_examples: expected a positive integer, got 0
+    """
+
+    COMMAND = "generate"
 
     num_examples: int | None = None
-    labels: str = "match"
-    curate: bool = True
+    labels: Any = "uniform"
+    seed: int = 0
+    batch_size: int = 256
+    examples_per_shard: int = 10_000
+    curate: bool = False
     min_confidence: float = 0.9
+    classifier: Any = None  # a .keras path or a keras.Model (default: the model's run dir's)
+    steps: int | None = None
+    guidance: float | None = None
+    overwrite: bool = False
+
+    def validate(self) -> GenerateConfig:
+        """Raises ConfigError naming the first bad field (None `num_examples` passes)."""
+        if self.num_examples is not None:
+            _check_positive("num_examples", self.num_examples)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("examples_per_shard", self.examples_per_shard)
+        if self.steps is not None or self.guidance is not None:  # a config alone needs no TF
+            from tfsynth.models.diffusion import check_sampling
+
+            check_sampling(self.steps, self.guidance)
+        if self.curate:  # the threshold means nothing without curation
+            from tfsynth.curation import check_min_confidence
+
+            check_min_confidence(self.min_confidence)
+        return self
+
+
+def _run_generate(**changes) -> GenerateConfig:
+    # A run curates its samples and matches the training split's class
+    # proportions: D' should look like D, class by class.
+    return GenerateConfig(labels="match", curate=True, **changes)
 
 
 @dataclass
@@ -317,7 +384,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    generate: GenerateConfig = field(default_factory=_run_generate)
     fuse: FuseConfig = field(default_factory=FuseConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
@@ -337,7 +404,6 @@ class RunConfig:
             ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),
             ("augment.num_examples", self.augment.num_examples),
-            ("generate.num_examples", self.generate.num_examples or 1),
             ("evaluate.seeds", self.evaluate.seeds),
             ("fuse.search_seeds", self.fuse.search_seeds),
         ]:
@@ -350,9 +416,13 @@ class RunConfig:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
             )
-        t = self.generate.min_confidence
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-            raise ConfigError(f"generate.min_confidence: expected a number in (0, 1), got {t!r}")
+        for name in ("generate",):
+            try:
+                getattr(self, name).validate()
+            except ConfigError as e:  # "steps: ..." or "--min-confidence: ..." -> generate.FIELD
+                field_name, _, why = str(e).partition(": ")
+                field_name = field_name.lstrip("-").replace("-", "_")
+                raise ConfigError(f"{name}.{field_name}: {why}") from None
         if self.fuse.search:
             self.search_config().validate()
         if self.semi.unlabeled:
@@ -431,7 +501,7 @@ def _smoke() -> RunConfig:
         data=DataConfig(spec="mnist-10k[:600]"),
         train=TrainConfig(model="cgan", steps=20, batch_size=32, width=8, latent_dim=16),
         augment=AugmentConfig(num_examples=200),
-        generate=GenerateConfig(num_examples=200, min_confidence=0.2),
+        generate=_run_generate(num_examples=200, min_confidence=0.2),
         fuse=FuseConfig(num_shards=2, gen_shares=(0.0, 0.5), min_confidences=(0.2,)),
         evaluate=EvaluateConfig(
             max_samples=200,

@@ -372,7 +372,7 @@ def _generate(r: _Run, models) -> dict[str, Any]:
     from tfsynth.generation import generate
 
     g = r.config.generate
-    n = g.num_examples or len(r.dataset("train"))
+    g = g.replace(num_examples=g.num_examples or len(r.dataset("train")), seed=r.seed)
     result = {}
     for name in models:
         if r.gen_dir(name).exists():
@@ -380,18 +380,11 @@ def _generate(r: _Run, models) -> dict[str, Any]:
         # A failed generator's samples are not curated (the classifier would
         # reject them all); they stay out of D' and are evaluated as they are.
         failed = bool(_train_summary(r, name).get("generator_failed"))
-        kwargs = dict(labels=g.labels, seed=r.seed, out=r.gen_dir(name))
         try:
-            m = generate(
-                r.model_dir(name),
-                n,
-                curate=g.curate and not failed,
-                min_confidence=g.min_confidence,
-                **kwargs,
-            )
+            m = generate(r.model_dir(name), g, out=r.gen_dir(name), curate=g.curate and not failed)
         except DataError as e:  # curation cannot fill a class: keep the samples, not the model
             r.log(f"  {name}: curation failed ({e}); left out of D'")
-            m = generate(r.model_dir(name), n, **kwargs)
+            m = generate(r.model_dir(name), g, out=r.gen_dir(name), curate=False)
         result[name] = m["num_examples"]
     return result
 
