@@ -190,3 +190,53 @@ def test_bad_generate_values_name_the_field(field, value, message):
     assert message in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ConfigError, match=field.replace("_", "[_-]")):
         cfg.generate.validate()  # the library's message names it too
+
+
+def test_augment_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.augment
+    from tfsynth.cli import main
+    from tfsynth.config import AugmentConfig
+
+    seen = {}
+
+    def fake(data, config, *, out, **options):
+        seen.update(data=data, config=config, options=options)
+        return {"num_examples": config.num_examples}
+
+    monkeypatch.setattr(tfsynth.augment, "augment_to_dir", fake)
+    assert main(["augment", "--data", "d", "-n", "7", "--out", str(tmp_path / "a")]) == 0
+    assert seen["config"] == AugmentConfig(num_examples=7) and seen["options"] == {}
+    assert preset("quick").augment == AugmentConfig()  # the run's: the class defaults
+    assert preset("smoke").augment == AugmentConfig(num_examples=200)
+
+
+def test_augment_options_override_the_config(tmp_path):
+    import numpy as np
+
+    from tfsynth.augment import augment_to_dir
+    from tfsynth.config import AugmentConfig
+    from tfsynth.data import ImageDataset
+
+    ds = ImageDataset(np.zeros((6, 8, 8, 1), np.uint8), np.arange(6) % 2)
+    cfg = AugmentConfig(policy="rotate:10", num_examples=50)
+    m = augment_to_dir(ds, cfg, out=tmp_path / "a", num_examples=5, seed=3)
+    assert m["num_examples"] == 5 and m["metadata"]["augment"]["seed"] == 3
+    with pytest.raises(ConfigError, match=r"augment: unknown option\(s\) policies$"):
+        augment_to_dir(ds, cfg, out=tmp_path / "b", policies="digits")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_examples", 0, "augment.num_examples: expected an integer >= 1, got 0"),
+        ("seed", -1, "augment.seed: expected an integer >= 0, got -1"),
+        ("batch_size", "8", "augment.batch_size: expected an integer >= 1, got '8'"),
+        ("preview", "p.gif", "augment.preview: p.gif must be a .png file"),
+    ],
+)
+def test_bad_augment_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.augment, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert str(e.value) == message

@@ -574,22 +574,15 @@ def _add_ddim_options(p) -> None:
 
 def _cmd_augment(args) -> None:
     from tfsynth.augment import augment_to_dir
+    from tfsynth.config import AugmentConfig
 
-    m = augment_to_dir(
-        args.data,
-        args.policy,
-        args.n,
-        seed=args.seed,
-        out=args.out,
-        preview=args.preview,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-    )
+    m = augment_to_dir(args.data, _config_of(AugmentConfig, args), out=args.out)
     print(f"wrote {m['num_examples']} augmented images to {args.out}")
 
 
 def _add_augment(sub) -> None:
     from tfsynth.augment.policy import PRESETS, describe_ops
+    from tfsynth.config import AugmentConfig as d  # the defaults, held there once
 
     p = sub.add_parser(
         "augment",
@@ -600,15 +593,18 @@ def _add_augment(sub) -> None:
     )
     p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
     p.add_argument(
-        "--policy", default="digits", help="preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1'"
+        "--policy",
+        help=f"preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1' (default {d.policy})",
     )
-    p.add_argument("-n", type=int, required=True, help="number of augmented images")
+    p.add_argument(
+        "-n", dest="num_examples", type=int, required=True, help="number of augmented images"
+    )
     p.add_argument("--out", required=True, help="new dataset directory")
     p.add_argument(
         "--preview", default=None, help="also save originals beside augmentations (.png)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=_cmd_augment)
 

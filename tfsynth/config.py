@@ -18,7 +18,9 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tfsynth.errors import ConfigError
@@ -191,14 +193,6 @@ def _check_setting(where: str, key: str, value) -> None:
         raise ConfigError(f"{where}: expected {want.get(key, 'a positive integer')}, got {value!r}")
 
 
-@dataclass
-class AugmentConfig:
-    """D_aug: an augmentation policy and how many samples to materialize."""
-
-    policy: str = "digits"
-    num_examples: int = 2000
-
-
 class _Options:
     """`replace` for the config of one command (`COMMAND` names it in errors)."""
 
@@ -215,6 +209,50 @@ class _Options:
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+
+
+@dataclass
+class AugmentConfig(_Options):
+    """D_aug: the options of `tfsynth augment` and `augment.augment_to_dir`.
+
+    `policy` is a preset, a spec such as "rotate:10,zoom:0.1", a mapping or
+    an `AugmentationPolicy`; `preview` a .png path for a grid of originals
+    above their augmentations. `tfsynth run` keeps one in
+    `RunConfig.augment` (its seed and preview are the run's).
+
+    Example:
+
+    >>> cfg = AugmentConfig(num_examples=500).validate()
+    >>> cfg.replace(policy="rotate:10").policy, cfg.seed, cfg.replace() == cfg
+    ('rotate:10', 0, True)
+    >>> AugmentConfig(batch_size=0).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: batch_size: expected an integer >= 1, got 0
+    """
+
+    COMMAND = "augment"
+
+    policy: Any = "digits"
+    num_examples: int = 2000
+    seed: int = 0
+    batch_size: int = 256
+    examples_per_shard: int = 10_000
+    preview: Any = None
+    overwrite: bool = False
+
+    def validate(self) -> AugmentConfig:
+        """Raises ConfigError naming the first bad field (the policy: by `build_policy`)."""
+        for name, minimum in (("num_examples", 1), ("seed", 0), ("batch_size", 1),
+                              ("examples_per_shard", 1)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+            if value < minimum:
+                raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        if self.preview is not None and Path(self.preview).suffix.lower() != ".png":
+            raise ConfigError(f"preview: {self.preview} must be a .png file")
+        return self
 
 
 @dataclass
@@ -403,7 +441,6 @@ class RunConfig:
         for name, value in [
             ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),
-            ("augment.num_examples", self.augment.num_examples),
             ("evaluate.seeds", self.evaluate.seeds),
             ("fuse.search_seeds", self.fuse.search_seeds),
         ]:
@@ -416,7 +453,7 @@ class RunConfig:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
             )
-        for name in ("generate",):
+        for name in ("augment", "generate"):
             try:
                 getattr(self, name).validate()
             except ConfigError as e:  # "steps: ..." or "--min-confidence: ..." -> generate.FIELD

@@ -258,11 +258,9 @@ def _split(r: _Run, parts) -> dict[str, int]:
 def _augment(r: _Run) -> dict[str, int]:
     from tfsynth.augment import augment_to_dir
 
-    a = r.config.augment
     s = augment_to_dir(
         r.dataset("train"),
-        a.policy,
-        a.num_examples,
+        r.config.augment,
         seed=r.seed,
         out=r.out / "augmented",
         preview=r.out / "figures" / "augment_preview.png",
