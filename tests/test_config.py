@@ -240,3 +240,69 @@ def test_bad_augment_values_name_the_field(field, value, message):
     with pytest.raises(ConfigError) as e:
         cfg.validate()
     assert str(e.value) == message
+
+
+def test_evaluate_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.evaluation
+    from tfsynth.cli import main
+    from tfsynth.config import EvaluateConfig
+
+    seen = {}
+
+    def fake(real, synthetic, test, config, *, out, **options):
+        seen.update(config=config, options=options)
+        raise _Captured
+
+    monkeypatch.setattr(tfsynth.evaluation, "evaluate_to_dir", fake)
+    argv = ["evaluate", "--real", "r", "--synthetic", "s", "--out", str(tmp_path / "e")]
+    with pytest.raises(_Captured):
+        main(argv)
+    assert seen["config"] == EvaluateConfig()
+    assert seen["options"] == {"overwrite": False, "fused": None}
+    with pytest.raises(_Captured):
+        main([*argv, "--epochs", "2", "--no-utility", "--low-data-sizes", "none"])
+    assert seen["config"] == EvaluateConfig(classifier_epochs=2, utility=False, low_data_sizes=())
+    # The run's: the class defaults but for what the presets set explicitly.
+    assert preset("quick").evaluate == EvaluateConfig(max_samples=2000, seeds=2, low_data_sizes=())
+    assert preset("full").evaluate == preset("quick").evaluate.replace(seeds=3)
+
+
+def test_evaluate_options_override_the_config(monkeypatch):
+    import importlib
+
+    from tfsynth.config import EvaluateConfig
+
+    ev = importlib.import_module("tfsynth.evaluation.evaluate")  # the package's is the function
+
+    seen = {}
+
+    def fake_inputs(real, synthetic, test, fused, **kwargs):
+        seen.update(kwargs)
+        raise _Captured
+
+    monkeypatch.setattr(ev, "_inputs", fake_inputs)
+    with pytest.raises(_Captured):
+        ev.evaluate("r", "s", None, EvaluateConfig(seed=1, test_fraction=0.3), seed=5)
+    assert seen == {"test_fraction": 0.3, "seed": 5, "extractor": "auto"}
+    with pytest.raises(_Captured):
+        ev.evaluate("r", "s", seeds=1, low_data_sizes=None)  # the old keyword call
+    with pytest.raises(ConfigError, match=r"evaluate: unknown option\(s\) epochs$"):
+        ev.evaluate("r", "s", epochs=1)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("max_samples", 5, "evaluate.max_samples: expected at least 10, got 5"),
+        ("classifier_epochs", 0, "evaluate.classifier_epochs: expected a positive integer"),
+        ("min_steps", -1, "evaluate.min_steps: expected an integer >= 0, got -1"),
+        ("reference", "train", "evaluate.reference: expected one of test, real, got 'train'"),
+        ("test_fraction", 1.0, "evaluate.test_fraction: expected a value in (0, 1), got 1.0"),
+    ],
+)
+def test_bad_evaluate_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.evaluate, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value) and "\n" not in str(e.value)

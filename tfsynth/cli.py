@@ -298,6 +298,7 @@ def _add_export(sub) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    from tfsynth.config import EvaluateConfig
     from tfsynth.data import load_dataset
     from tfsynth.evaluation import evaluate_to_dir
 
@@ -305,22 +306,10 @@ def _cmd_evaluate(args) -> None:
         load_dataset(args.real, unlabeled=True) if args.unlabeled else args.real,
         args.synthetic,
         args.test,
+        _config_of(EvaluateConfig, args),
         out=args.out,
         overwrite=args.overwrite,
         fused=args.fused,
-        extractor=args.extractor,
-        max_samples=args.max_samples,
-        classifier_epochs=args.epochs,
-        extractor_epochs=args.extractor_epochs,
-        seeds=args.seeds,
-        low_data_sizes=args.low_data_sizes,
-        min_steps=args.min_steps,
-        reference=args.reference,
-        utility=not args.no_utility,
-        privacy=not args.no_privacy,
-        kid_subsets=args.kid_subsets,
-        cache_dir=args.cache_dir,
-        seed=args.seed,
     )
     from tfsynth.evaluation.evaluate import HEADLINE
 
@@ -331,11 +320,11 @@ def _cmd_evaluate(args) -> None:
     print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
 
 
-def _int_list(text: str) -> list[int]:
+def _int_list(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("", "none"):
-        return []
+        return ()
     try:
-        return [int(v) for v in text.split(",")]
+        return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
@@ -343,6 +332,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_evaluate(sub) -> None:
+    from tfsynth.config import EvaluateConfig as d  # the defaults, held there once
+
     p = sub.add_parser(
         "evaluate", help="validate synthetic data: FID/KID/PRDC, utility (TSTR, D vs D'), privacy"
     )
@@ -361,44 +352,58 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--extractor",
-        default="auto",
-        help="auto (default: domain, or with unlabelled --real an SSL encoder trained on it), "
-        "domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
+        help=f"{d.extractor} (default: domain, or with unlabelled --real an SSL encoder trained "
+        "on it), domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
-    from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
-
     p.add_argument(
         "--epochs",
+        dest="classifier_epochs",
         type=int,
-        default=DEFAULT_EPOCHS,
-        help=f"classifier epochs (step budget of the real set) for utility (default {DEFAULT_EPOCHS})",
+        help="classifier epochs (step budget of the real set) for utility "
+        f"(default {d.classifier_epochs})",
     )
     p.add_argument(
         "--extractor-epochs",
         type=int,
-        default=DEFAULT_EPOCHS,
-        help="epochs of the extractor trained on --real (domain classifier or SSL encoder)",
+        help="epochs of the extractor trained on --real (domain classifier or SSL encoder; "
+        f"default {d.extractor_epochs})",
     )
-    p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
+    p.add_argument("--seeds", type=int, help=f"utility seeds, mean and std (default {d.seeds})")
+    sizes = ",".join(map(str, d.low_data_sizes))
     p.add_argument(
         "--low-data-sizes",
         type=_int_list,
-        default=[100, 500, 1000],
-        help="real subset sizes for the low-data curve, or none (default 100,500,1000)",
+        help=f"real subset sizes for the low-data curve, or none (default {sizes})",
     )
     p.add_argument(
-        "--min-steps", type=int, default=300, help="least steps of any classifier training"
+        "--min-steps",
+        type=int,
+        help=f"least steps of any classifier training (default {d.min_steps})",
     )
-    p.add_argument("--reference", default="test", help="real set for FID etc.: test or real")
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--no-utility", action="store_true", help="skip the classifier trainings")
-    p.add_argument("--no-privacy", action="store_true", help="skip the nearest-neighbour distances")
+    p.add_argument(
+        "--reference", help=f"real set for FID etc.: test or real (default {d.reference})"
+    )
+    p.add_argument("--kid-subsets", type=int, help=f"default {d.kid_subsets}")
+    p.add_argument(
+        "--no-utility",
+        dest="utility",
+        action="store_false",
+        default=None,
+        help="skip the classifier trainings",
+    )
+    p.add_argument(
+        "--no-privacy",
+        dest="privacy",
+        action="store_false",
+        default=None,
+        help="skip the nearest-neighbour distances",
+    )
     p.add_argument(
         "--cache-dir",
         help="domain classifier cache (default $TFSYNTH_CACHE_DIR, else ~/.cache/tfsynth)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.set_defaults(func=_cmd_evaluate)
 
 

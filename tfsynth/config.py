@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from tfsynth.errors import ConfigError
+from tfsynth.evaluation.classifier import DEFAULT_EPOCHS as CLASSIFIER_EPOCHS
+from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE
+from tfsynth.evaluation.utility import DEFAULT_LOW_DATA_SIZES
 from tfsynth.selfsup.pseudo import PseudoLabelConfig
 from tfsynth.selfsup.train import SSLConfig
 
@@ -311,7 +314,7 @@ class GenerateConfig(_Options):
 def _run_generate(**changes) -> GenerateConfig:
     # A run curates its samples and matches the training split's class
     # proportions: D' should look like D, class by class.
-    return GenerateConfig(labels="match", curate=True, **changes)
+    return GenerateConfig(**{"labels": "match", "curate": True, **changes})
 
 
 @dataclass
@@ -340,19 +343,72 @@ class FuseConfig:
 
 
 @dataclass
-class EvaluateConfig:
-    """Validation on the test split: sample counts and the classifier recipe.
+class EvaluateConfig(_Options):
+    """How synthetic data is validated: the options of `tfsynth evaluate` and `evaluate`.
 
-    The in-run low-data curve is off by default: its generator saw all the
-    training data, so bench/low_data.py's end-to-end curve is the honest one.
+    `extractor`: "auto" (domain, or an SSL encoder for unlabelled real
+    data) | "domain" | "inception[:WEIGHTS.h5]" | "keras:MODEL:LAYER" |
+    "ssl:DIR", trained `extractor_epochs` on the real data; `max_samples`
+    caps each side for the distribution and privacy metrics (None: all);
+    `classifier_epochs`, `seeds`, `low_data_sizes` (() or None: no curve)
+    and `min_steps` (least steps of any classifier) are the utility recipe;
+    `reference` ("test" or "real") is what FID etc. compare with;
+    `test_fraction` is split off the real data when no test set is given;
+    `utility` and `privacy` turn those parts off; `kid_subsets` and
+    `kid_subset_size` sample KID; `cache_dir` holds the domain classifier
+    and SSL encoder (None: the default, False: off); `seed` seeds splits,
+    subsets, KID and the extractor; `block_size` the k-NN blocks (memory
+    about 8 * block_size**2 bytes). `tfsynth run` keeps one in
+    `RunConfig.evaluate` (its seed is the run's).
+
+    The in-run low-data curve is off: its generator saw all the training
+    data, so bench/low_data.py's end-to-end curve is the honest one.
+
+    Example:
+
+    >>> cfg = EvaluateConfig(seeds=1, low_data_sizes=()).validate()
+    >>> cfg.replace(seed=3).seed, cfg.classifier_epochs, cfg.replace() == cfg
+    (3, 8, True)
+    >>> EvaluateConfig(min_steps=-1).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: min_steps: expected an integer >= 0, got -1
     """
 
-    max_samples: int = 2000
-    classifier_epochs: int = 8
-    extractor_epochs: int = 8
-    seeds: int = 2  # as many as the search's, whose D and D' runs TRTR reuses
-    low_data_sizes: tuple[int, ...] = ()
+    COMMAND = "evaluate"
+
+    extractor: str = "auto"
+    max_samples: int | None = None
+    classifier_epochs: int = CLASSIFIER_EPOCHS
+    extractor_epochs: int = CLASSIFIER_EPOCHS
+    seeds: int | tuple[int, ...] = 3
+    low_data_sizes: tuple[int, ...] | None = DEFAULT_LOW_DATA_SIZES
     min_steps: int = 300
+    reference: str = "test"
+    test_fraction: float = 0.2
+    utility: bool = True
+    privacy: bool = True
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    cache_dir: Any = None  # a directory, None (the default one) or False (no cache)
+    seed: int = 0
+    block_size: int = DEFAULT_BLOCK_SIZE
+
+    def validate(self) -> EvaluateConfig:
+        """Raises ConfigError naming the first bad field, before any work is done."""
+        from tfsynth.evaluation.evaluate import check_options
+
+        names = ("extractor", "max_samples", "classifier_epochs", "extractor_epochs", "seeds",
+                 "low_data_sizes", "min_steps", "reference", "test_fraction")  # fmt: skip
+        check_options(**{name: getattr(self, name) for name in names})
+        return self
+
+
+def _run_evaluate(**changes) -> EvaluateConfig:
+    # A run caps each side at 2,000 samples and trains 2 seeds (as many as
+    # the search's, whose D and D' runs TRTR reuses), and draws no low-data
+    # curve (see EvaluateConfig).
+    return EvaluateConfig(**{"max_samples": 2000, "seeds": 2, "low_data_sizes": (), **changes})
 
 
 @dataclass
@@ -424,7 +480,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     generate: GenerateConfig = field(default_factory=_run_generate)
     fuse: FuseConfig = field(default_factory=FuseConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    evaluate: EvaluateConfig = field(default_factory=_run_evaluate)
     semi: SemiConfig = field(default_factory=SemiConfig)
 
     def validate(self) -> RunConfig:
@@ -453,7 +509,7 @@ class RunConfig:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
             )
-        for name in ("augment", "generate"):
+        for name in ("augment", "generate", "evaluate"):
             try:
                 getattr(self, name).validate()
             except ConfigError as e:  # "steps: ..." or "--min-confidence: ..." -> generate.FIELD
@@ -540,7 +596,7 @@ def _smoke() -> RunConfig:
         augment=AugmentConfig(num_examples=200),
         generate=_run_generate(num_examples=200, min_confidence=0.2),
         fuse=FuseConfig(num_shards=2, gen_shares=(0.0, 0.5), min_confidences=(0.2,)),
-        evaluate=EvaluateConfig(
+        evaluate=_run_evaluate(
             max_samples=200,
             classifier_epochs=1,
             extractor_epochs=1,
@@ -577,7 +633,7 @@ def _full() -> RunConfig:
             min_confidences=(0.5, 0.9),
             search_seeds=3,
         ),
-        evaluate=EvaluateConfig(max_samples=2000, seeds=3),
+        evaluate=_run_evaluate(seeds=3),
     )
 
 

@@ -481,7 +481,6 @@ def _fuse(r: _Run) -> dict[str, Any]:
 def _evaluate(r: _Run) -> dict[str, Any]:
     from tfsynth.evaluation import evaluate_to_dir
 
-    e = r.config.evaluate
     search = _search_result(r)
     known = {}
     if search["table"]:
@@ -494,14 +493,9 @@ def _evaluate(r: _Run) -> dict[str, Any]:
         r.dataset("train"),
         str(r.gen_dir(_chosen_generator(r))),
         r.dataset("test"),
+        r.config.evaluate,
         out=r.out / "evaluation",
         fused=str(r.out / "fused"),
-        max_samples=e.max_samples,
-        classifier_epochs=e.classifier_epochs,
-        extractor_epochs=e.extractor_epochs,
-        seeds=e.seeds,
-        low_data_sizes=e.low_data_sizes or None,
-        min_steps=e.min_steps,
         utility_known=known or None,
         seed=r.seed,
     )
