@@ -359,6 +359,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument(
         "--epochs",
         dest="classifier_epochs",
+        metavar="EPOCHS",
         type=int,
         help="classifier epochs (step budget of the real set) for utility "
         f"(default {d.classifier_epochs})",
@@ -532,7 +533,9 @@ def _add_generate(sub) -> None:
 
     p = sub.add_parser("generate", help="sample a trained model into a dataset directory")
     p.add_argument("--model", required=True, help="DIR/model.keras or the run DIR")
-    p.add_argument("-n", dest="num_examples", type=int, required=True, help="number of images")
+    p.add_argument(
+        "-n", dest="num_examples", metavar="N", type=int, required=True, help="number of images"
+    )
     p.add_argument(
         "--labels",
         help=f"uniform | match | comma-separated class ids (repeated; default {d.labels})",
@@ -602,7 +605,12 @@ def _add_augment(sub) -> None:
         help=f"preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1' (default {d.policy})",
     )
     p.add_argument(
-        "-n", dest="num_examples", type=int, required=True, help="number of augmented images"
+        "-n",
+        dest="num_examples",
+        metavar="N",
+        type=int,
+        required=True,
+        help="number of augmented images",
     )
     p.add_argument("--out", required=True, help="new dataset directory")
     p.add_argument(
