@@ -120,3 +120,189 @@ def test_bad_per_model_settings_name_the_entry(per_model, message):
     with pytest.raises(ConfigError) as e:
         cfg.validate()
     assert message in str(e.value)
+
+
+# -- one config per command: library default == CLI default == run's use ------
+
+
+class _Captured(Exception):
+    """Raised by a stub once it has recorded what the library was given."""
+
+
+def test_generate_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.generation
+    from tfsynth.cli import main
+    from tfsynth.config import GenerateConfig
+
+    seen = {}
+
+    def fake(model, config, *, out, **options):
+        seen.update(model=model, config=config, options=options)
+        return {"num_examples": 5, "metadata": {"generator": {}}}
+
+    monkeypatch.setattr(tfsynth.generation, "generate", fake)
+    assert main(["generate", "--model", "m", "-n", "5", "--out", str(tmp_path / "g")]) == 0
+    assert seen["config"] == GenerateConfig(num_examples=5) and seen["options"] == {}
+    main(["generate", "--model", "m", "-n", "5", "--out", str(tmp_path / "g"),
+          "--min-confidence", "0.8"])  # fmt: skip
+    assert seen["config"] == GenerateConfig(num_examples=5, curate=True, min_confidence=0.8)
+    # The run's: the class defaults but for what the presets set explicitly.
+    run = preset("quick").generate
+    assert run == GenerateConfig(labels="match", curate=True)
+    assert preset("smoke").generate.replace(num_examples=None, min_confidence=0.9) == run
+
+
+def test_generate_options_override_the_config(monkeypatch, tmp_path):
+    import tfsynth.generation as generation
+    from tfsynth.config import GenerateConfig
+
+    seen = {}
+
+    def fake_plan(model, n, **kwargs):
+        seen.update(n=n, **kwargs)
+        raise _Captured
+
+    monkeypatch.setattr(generation, "ShardPlan", fake_plan)
+    with pytest.raises(_Captured):
+        generation.generate("m", GenerateConfig(num_examples=5, seed=1), out=tmp_path, seed=7)
+    assert (seen["n"], seen["seed"], seen["batch_size"]) == (5, 7, GenerateConfig.batch_size)
+    with pytest.raises(_Captured):
+        generation.generate("m", 4, out=tmp_path, labels="match")  # the old call still works
+    assert (seen["n"], seen["labels"]) == (4, "match")
+    with pytest.raises(ConfigError, match=r"generate: unknown option\(s\) n$"):
+        generation.generate("m", 4, out=tmp_path, n=3)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_examples", 0, "generate.num_examples: expected a positive integer, got 0"),
+        ("batch_size", 0, "generate.batch_size: expected a positive integer, got 0"),
+        ("examples_per_shard", -1, "generate.examples_per_shard: expected a positive integer"),
+        ("min_confidence", 1.5, "generate.min_confidence: expected a number in (0, 1), got 1.5"),
+    ],
+)
+def test_bad_generate_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.generate, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=field.replace("_", "[_-]")):
+        cfg.generate.validate()  # the library's message names it too
+
+
+def test_augment_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.augment
+    from tfsynth.cli import main
+    from tfsynth.config import AugmentConfig
+
+    seen = {}
+
+    def fake(data, config, *, out, **options):
+        seen.update(data=data, config=config, options=options)
+        return {"num_examples": config.num_examples}
+
+    monkeypatch.setattr(tfsynth.augment, "augment_to_dir", fake)
+    assert main(["augment", "--data", "d", "-n", "7", "--out", str(tmp_path / "a")]) == 0
+    assert seen["config"] == AugmentConfig(num_examples=7) and seen["options"] == {}
+    assert preset("quick").augment == AugmentConfig()  # the run's: the class defaults
+    assert preset("smoke").augment == AugmentConfig(num_examples=200)
+
+
+def test_augment_options_override_the_config(tmp_path):
+    import numpy as np
+
+    from tfsynth.augment import augment_to_dir
+    from tfsynth.config import AugmentConfig
+    from tfsynth.data import ImageDataset
+
+    ds = ImageDataset(np.zeros((6, 8, 8, 1), np.uint8), np.arange(6) % 2)
+    cfg = AugmentConfig(policy="rotate:10", num_examples=50)
+    m = augment_to_dir(ds, cfg, out=tmp_path / "a", num_examples=5, seed=3)
+    assert m["num_examples"] == 5 and m["metadata"]["augment"]["seed"] == 3
+    with pytest.raises(ConfigError, match=r"augment: unknown option\(s\) policies$"):
+        augment_to_dir(ds, cfg, out=tmp_path / "b", policies="digits")
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_examples", 0, "augment.num_examples: expected an integer >= 1, got 0"),
+        ("seed", -1, "augment.seed: expected an integer >= 0, got -1"),
+        ("batch_size", "8", "augment.batch_size: expected an integer >= 1, got '8'"),
+        ("preview", "p.gif", "augment.preview: p.gif must be a .png file"),
+    ],
+)
+def test_bad_augment_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.augment, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert str(e.value) == message
+
+
+def test_evaluate_config_defaults_are_held_once(monkeypatch, tmp_path):
+    import tfsynth.evaluation
+    from tfsynth.cli import main
+    from tfsynth.config import EvaluateConfig
+
+    seen = {}
+
+    def fake(real, synthetic, test, config, *, out, **options):
+        seen.update(config=config, options=options)
+        raise _Captured
+
+    monkeypatch.setattr(tfsynth.evaluation, "evaluate_to_dir", fake)
+    argv = ["evaluate", "--real", "r", "--synthetic", "s", "--out", str(tmp_path / "e")]
+    with pytest.raises(_Captured):
+        main(argv)
+    assert seen["config"] == EvaluateConfig()
+    assert seen["options"] == {"overwrite": False, "fused": None}
+    with pytest.raises(_Captured):
+        main([*argv, "--epochs", "2", "--no-utility", "--low-data-sizes", "none"])
+    assert seen["config"] == EvaluateConfig(classifier_epochs=2, utility=False, low_data_sizes=())
+    # The run's: the class defaults but for what the presets set explicitly.
+    assert preset("quick").evaluate == EvaluateConfig(max_samples=2000, seeds=2, low_data_sizes=())
+    assert preset("full").evaluate == preset("quick").evaluate.replace(seeds=3)
+
+
+def test_evaluate_options_override_the_config(monkeypatch):
+    import importlib
+
+    from tfsynth.config import EvaluateConfig
+
+    ev = importlib.import_module("tfsynth.evaluation.evaluate")  # the package's is the function
+
+    seen = {}
+
+    def fake_inputs(real, synthetic, test, fused, **kwargs):
+        seen.update(kwargs)
+        raise _Captured
+
+    monkeypatch.setattr(ev, "_inputs", fake_inputs)
+    with pytest.raises(_Captured):
+        ev.evaluate("r", "s", None, EvaluateConfig(seed=1, test_fraction=0.3), seed=5)
+    assert seen == {"test_fraction": 0.3, "seed": 5, "extractor": "auto"}
+    with pytest.raises(_Captured):
+        ev.evaluate("r", "s", seeds=1, low_data_sizes=None)  # the old keyword call
+    with pytest.raises(ConfigError, match=r"evaluate: unknown option\(s\) epochs$"):
+        ev.evaluate("r", "s", epochs=1)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("max_samples", 5, "evaluate.max_samples: expected at least 10, got 5"),
+        ("classifier_epochs", 0, "evaluate.classifier_epochs: expected a positive integer"),
+        ("min_steps", -1, "evaluate.min_steps: expected an integer >= 0, got -1"),
+        ("reference", "train", "evaluate.reference: expected one of test, real, got 'train'"),
+        ("test_fraction", 1.0, "evaluate.test_fraction: expected a value in (0, 1), got 1.0"),
+    ],
+)
+def test_bad_evaluate_values_name_the_field(field, value, message):
+    cfg = preset("quick")
+    setattr(cfg.evaluate, field, value)
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert message in str(e.value) and "\n" not in str(e.value)

@@ -93,7 +93,7 @@ def test_generate_bad_input_leaves_nothing(trained, tmp_path):
         generate(out, 4, labels=[0, 7, 1, 1], out=tmp_path / "g")
     with pytest.raises(DataError, match="model file not found"):
         generate(tmp_path, 4, out=tmp_path / "g")
-    with pytest.raises(ConfigError, match="n: must be >= 1"):
+    with pytest.raises(ConfigError, match="num_examples: expected a positive integer"):
         generate(out, 0, out=tmp_path / "g")
     assert listing(tmp_path) == []
 

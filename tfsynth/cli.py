@@ -298,6 +298,7 @@ def _add_export(sub) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    from tfsynth.config import EvaluateConfig
     from tfsynth.data import load_dataset
     from tfsynth.evaluation import evaluate_to_dir
 
@@ -305,22 +306,10 @@ def _cmd_evaluate(args) -> None:
         load_dataset(args.real, unlabeled=True) if args.unlabeled else args.real,
         args.synthetic,
         args.test,
+        _config_of(EvaluateConfig, args),
         out=args.out,
         overwrite=args.overwrite,
         fused=args.fused,
-        extractor=args.extractor,
-        max_samples=args.max_samples,
-        classifier_epochs=args.epochs,
-        extractor_epochs=args.extractor_epochs,
-        seeds=args.seeds,
-        low_data_sizes=args.low_data_sizes,
-        min_steps=args.min_steps,
-        reference=args.reference,
-        utility=not args.no_utility,
-        privacy=not args.no_privacy,
-        kid_subsets=args.kid_subsets,
-        cache_dir=args.cache_dir,
-        seed=args.seed,
     )
     from tfsynth.evaluation.evaluate import HEADLINE
 
@@ -331,11 +320,11 @@ def _cmd_evaluate(args) -> None:
     print(f"wrote {s['out']}/report.html ({s['extractor']} features, {s['seconds.total']:.0f} s)")
 
 
-def _int_list(text: str) -> list[int]:
+def _int_list(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("", "none"):
-        return []
+        return ()
     try:
-        return [int(v) for v in text.split(",")]
+        return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
@@ -343,6 +332,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_evaluate(sub) -> None:
+    from tfsynth.config import EvaluateConfig as d  # the defaults, held there once
+
     p = sub.add_parser(
         "evaluate", help="validate synthetic data: FID/KID/PRDC, utility (TSTR, D vs D'), privacy"
     )
@@ -361,44 +352,59 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument(
         "--extractor",
-        default="auto",
-        help="auto (default: domain, or with unlabelled --real an SSL encoder trained on it), "
-        "domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
+        help=f"{d.extractor} (default: domain, or with unlabelled --real an SSL encoder trained "
+        "on it), domain, inception[:WEIGHTS.h5], keras:MODEL.keras:LAYER or ssl:DIR",
     )
     p.add_argument("--max-samples", type=int, help="cap per side for distribution/privacy metrics")
-    from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
-
     p.add_argument(
         "--epochs",
+        dest="classifier_epochs",
+        metavar="EPOCHS",
         type=int,
-        default=DEFAULT_EPOCHS,
-        help=f"classifier epochs (step budget of the real set) for utility (default {DEFAULT_EPOCHS})",
+        help="classifier epochs (step budget of the real set) for utility "
+        f"(default {d.classifier_epochs})",
     )
     p.add_argument(
         "--extractor-epochs",
         type=int,
-        default=DEFAULT_EPOCHS,
-        help="epochs of the extractor trained on --real (domain classifier or SSL encoder)",
+        help="epochs of the extractor trained on --real (domain classifier or SSL encoder; "
+        f"default {d.extractor_epochs})",
     )
-    p.add_argument("--seeds", type=int, default=3, help="utility seeds, mean and std (default 3)")
+    p.add_argument("--seeds", type=int, help=f"utility seeds, mean and std (default {d.seeds})")
+    sizes = ",".join(map(str, d.low_data_sizes))
     p.add_argument(
         "--low-data-sizes",
         type=_int_list,
-        default=[100, 500, 1000],
-        help="real subset sizes for the low-data curve, or none (default 100,500,1000)",
+        help=f"real subset sizes for the low-data curve, or none (default {sizes})",
     )
     p.add_argument(
-        "--min-steps", type=int, default=300, help="least steps of any classifier training"
+        "--min-steps",
+        type=int,
+        help=f"least steps of any classifier training (default {d.min_steps})",
     )
-    p.add_argument("--reference", default="test", help="real set for FID etc.: test or real")
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--no-utility", action="store_true", help="skip the classifier trainings")
-    p.add_argument("--no-privacy", action="store_true", help="skip the nearest-neighbour distances")
+    p.add_argument(
+        "--reference", help=f"real set for FID etc.: test or real (default {d.reference})"
+    )
+    p.add_argument("--kid-subsets", type=int, help=f"default {d.kid_subsets}")
+    p.add_argument(
+        "--no-utility",
+        dest="utility",
+        action="store_false",
+        default=None,
+        help="skip the classifier trainings",
+    )
+    p.add_argument(
+        "--no-privacy",
+        dest="privacy",
+        action="store_false",
+        default=None,
+        help="skip the nearest-neighbour distances",
+    )
     p.add_argument(
         "--cache-dir",
         help="domain classifier cache (default $TFSYNTH_CACHE_DIR, else ~/.cache/tfsynth)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -503,52 +509,43 @@ def _add_train(sub) -> None:
 
 def _cmd_generate(args) -> None:
     from tfsynth.beam.options import check_runner
-    from tfsynth.generation import generate
+    from tfsynth.generation import GenerateConfig, generate, plan_args
 
     check_runner(args.runner, args.beam_options)
-    run = generate
+    cfg = _config_of(GenerateConfig, args)
+    if args.min_confidence is not None or args.classifier is not None:
+        cfg = cfg.replace(curate=True)  # a threshold or a classifier means curation
     if args.runner == "beam":
-        from functools import partial
-
         from tfsynth.beam import BeamConfig, generate_on_beam
 
-        run = partial(generate_on_beam, beam=BeamConfig(args.beam_options or ""))
-    curate = args.curate or args.min_confidence is not None or args.classifier is not None
-    m = run(
-        args.model,
-        args.n,
-        labels=args.labels,
-        seed=args.seed,
-        out=args.out,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-        curate=curate,
-        min_confidence=0.9 if args.min_confidence is None else args.min_confidence,
-        classifier=args.classifier,
-        steps=args.steps,
-        guidance=args.guidance,
-        **(
-            {}
-            if args.examples_per_shard is None
-            else {"examples_per_shard": args.examples_per_shard}
-        ),
-    )
+        beam = BeamConfig(args.beam_options or "")
+        m = generate_on_beam(args.model, cfg.num_examples, out=args.out, beam=beam,
+                             overwrite=cfg.overwrite, **plan_args(cfg))  # fmt: skip
+    else:
+        m = generate(args.model, cfg, out=args.out)
     kept = m["metadata"]["generator"].get("curation", {}).get("kept_fraction")
     note = f" (curated: kept {kept:.1%} of the candidates)" if kept is not None else ""
     print(f"wrote {m['num_examples']} images to {args.out}{note}")
 
 
 def _add_generate(sub) -> None:
+    from tfsynth.config import GenerateConfig as d  # the defaults, held there once
+
     p = sub.add_parser("generate", help="sample a trained model into a dataset directory")
     p.add_argument("--model", required=True, help="DIR/model.keras or the run DIR")
-    p.add_argument("-n", type=int, required=True, help="number of images")
     p.add_argument(
-        "--labels", default="uniform", help="uniform | match | comma-separated class ids (repeated)"
+        "-n", dest="num_examples", metavar="N", type=int, required=True, help="number of images"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--labels",
+        help=f"uniform | match | comma-separated class ids (repeated; default {d.labels})",
+    )
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--out", required=True, help="new dataset directory")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--examples-per-shard", type=int, help="shard size (default 10000)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument(
+        "--examples-per-shard", type=int, help=f"shard size (default {d.examples_per_shard})"
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument(
         "--curate",
@@ -559,7 +556,7 @@ def _add_generate(sub) -> None:
     p.add_argument(
         "--min-confidence",
         type=float,
-        help="curation threshold 0 < T < 1 (default 0.9; implies --curate)",
+        help=f"curation threshold 0 < T < 1 (default {d.min_confidence}; implies --curate)",
     )
     p.add_argument(
         "--classifier",
@@ -585,22 +582,15 @@ def _add_ddim_options(p) -> None:
 
 def _cmd_augment(args) -> None:
     from tfsynth.augment import augment_to_dir
+    from tfsynth.config import AugmentConfig
 
-    m = augment_to_dir(
-        args.data,
-        args.policy,
-        args.n,
-        seed=args.seed,
-        out=args.out,
-        preview=args.preview,
-        batch_size=args.batch_size,
-        overwrite=args.overwrite,
-    )
+    m = augment_to_dir(args.data, _config_of(AugmentConfig, args), out=args.out)
     print(f"wrote {m['num_examples']} augmented images to {args.out}")
 
 
 def _add_augment(sub) -> None:
     from tfsynth.augment.policy import PRESETS, describe_ops
+    from tfsynth.config import AugmentConfig as d  # the defaults, held there once
 
     p = sub.add_parser(
         "augment",
@@ -611,15 +601,23 @@ def _add_augment(sub) -> None:
     )
     p.add_argument("--data", required=True, help="dataset spec, e.g. 'mnist-10k[:8000]'")
     p.add_argument(
-        "--policy", default="digits", help="preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1'"
+        "--policy",
+        help=f"preset or spec, e.g. 'rotate:10,translate:0.1,zoom:0.1' (default {d.policy})",
     )
-    p.add_argument("-n", type=int, required=True, help="number of augmented images")
+    p.add_argument(
+        "-n",
+        dest="num_examples",
+        metavar="N",
+        type=int,
+        required=True,
+        help="number of augmented images",
+    )
     p.add_argument("--out", required=True, help="new dataset directory")
     p.add_argument(
         "--preview", default=None, help="also save originals beside augmentations (.png)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=_cmd_augment)
 

@@ -18,10 +18,15 @@ import copy
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from tfsynth.errors import ConfigError
+from tfsynth.evaluation.classifier import DEFAULT_EPOCHS as CLASSIFIER_EPOCHS
+from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE
+from tfsynth.evaluation.utility import DEFAULT_LOW_DATA_SIZES
 from tfsynth.selfsup.pseudo import PseudoLabelConfig
 from tfsynth.selfsup.train import SSLConfig
 
@@ -191,22 +196,125 @@ def _check_setting(where: str, key: str, value) -> None:
         raise ConfigError(f"{where}: expected {want.get(key, 'a positive integer')}, got {value!r}")
 
 
-@dataclass
-class AugmentConfig:
-    """D_aug: an augmentation policy and how many samples to materialize."""
+class _Options:
+    """`replace` for the config of one command (`COMMAND` names it in errors)."""
 
-    policy: str = "digits"
+    COMMAND = ""
+
+    def replace(self, **changes):
+        """A copy with `changes`; an unknown option raises ConfigError naming it."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"{self.COMMAND}: unknown option(s) {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+
+
+@dataclass
+class AugmentConfig(_Options):
+    """D_aug: the options of `tfsynth augment` and `augment.augment_to_dir`.
+
+    `policy` is a preset, a spec such as "rotate:10,zoom:0.1", a mapping or
+    an `AugmentationPolicy`; `preview` a .png path for a grid of originals
+    above their augmentations. `tfsynth run` keeps one in
+    `RunConfig.augment` (its seed and preview are the run's).
+
+    Example:
+
+    >>> cfg = AugmentConfig(num_examples=500).validate()
+    >>> cfg.replace(policy="rotate:10").policy, cfg.seed, cfg.replace() == cfg
+    ('rotate:10', 0, True)
+    >>> AugmentConfig(batch_size=0).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: batch_size: expected an integer >= 1, got 0
+    """
+
+    COMMAND = "augment"
+
+    policy: Any = "digits"
     num_examples: int = 2000
+    seed: int = 0
+    batch_size: int = 256
+    examples_per_shard: int = 10_000
+    preview: Any = None
+    overwrite: bool = False
+
+    def validate(self) -> AugmentConfig:
+        """Raises ConfigError naming the first bad field (the policy: by `build_policy`)."""
+        for name, minimum in (("num_examples", 1), ("seed", 0), ("batch_size", 1),
+                              ("examples_per_shard", 1)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+            if value < minimum:
+                raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        if self.preview is not None and Path(self.preview).suffix.lower() != ".png":
+            raise ConfigError(f"preview: {self.preview} must be a .png file")
+        return self
 
 
 @dataclass
-class GenerateConfig:
-    """D_gen: how many curated samples (default: as many as the training split)."""
+class GenerateConfig(_Options):
+    """How samples are drawn: the options of `tfsynth generate` and `generation.generate`.
+
+    The CLI builds one from its flags and `tfsynth run` keeps one in
+    `RunConfig.generate` (`num_examples` None: as many as the training
+    split; its seed is the run's). `labels`: "uniform", "match", "0,3,..."
+    or an int array; `curate` keeps only samples the real-data
+    `classifier` confirms with probability >= `min_confidence`; `steps`
+    and `guidance` (None: the model's own) drive a ddpm's DDIM sampler.
+
+    Example:
+
+    >>> cfg = GenerateConfig(num_examples=100, curate=True).validate()
+    >>> cfg.replace(seed=3).seed, cfg.labels, cfg.replace() == cfg
+    (3, 'uniform', True)
+    >>> GenerateConfig(num_examples=0).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: num_examples: expected a positive integer, got 0
+    """
+
+    COMMAND = "generate"
 
     num_examples: int | None = None
-    labels: str = "match"
-    curate: bool = True
+    labels: Any = "uniform"
+    seed: int = 0
+    batch_size: int = 256
+    examples_per_shard: int = 10_000
+    curate: bool = False
     min_confidence: float = 0.9
+    classifier: Any = None  # a .keras path or a keras.Model (default: the model's run dir's)
+    steps: int | None = None
+    guidance: float | None = None
+    overwrite: bool = False
+
+    def validate(self) -> GenerateConfig:
+        """Raises ConfigError naming the first bad field (None `num_examples` passes)."""
+        if self.num_examples is not None:
+            _check_positive("num_examples", self.num_examples)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("examples_per_shard", self.examples_per_shard)
+        if self.steps is not None or self.guidance is not None:  # a config alone needs no TF
+            from tfsynth.models.diffusion import check_sampling
+
+            check_sampling(self.steps, self.guidance)
+        if self.curate:  # the threshold means nothing without curation
+            from tfsynth.curation import check_min_confidence
+
+            check_min_confidence(self.min_confidence)
+        return self
+
+
+def _run_generate(**changes) -> GenerateConfig:
+    # A run curates its samples and matches the training split's class
+    # proportions: D' should look like D, class by class.
+    return GenerateConfig(**{"labels": "match", "curate": True, **changes})
 
 
 @dataclass
@@ -235,19 +343,72 @@ class FuseConfig:
 
 
 @dataclass
-class EvaluateConfig:
-    """Validation on the test split: sample counts and the classifier recipe.
+class EvaluateConfig(_Options):
+    """How synthetic data is validated: the options of `tfsynth evaluate` and `evaluate`.
 
-    The in-run low-data curve is off by default: its generator saw all the
-    training data, so bench/low_data.py's end-to-end curve is the honest one.
+    `extractor`: "auto" (domain, or an SSL encoder for unlabelled real
+    data) | "domain" | "inception[:WEIGHTS.h5]" | "keras:MODEL:LAYER" |
+    "ssl:DIR", trained `extractor_epochs` on the real data; `max_samples`
+    caps each side for the distribution and privacy metrics (None: all);
+    `classifier_epochs`, `seeds`, `low_data_sizes` (() or None: no curve)
+    and `min_steps` (least steps of any classifier) are the utility recipe;
+    `reference` ("test" or "real") is what FID etc. compare with;
+    `test_fraction` is split off the real data when no test set is given;
+    `utility` and `privacy` turn those parts off; `kid_subsets` and
+    `kid_subset_size` sample KID; `cache_dir` holds the domain classifier
+    and SSL encoder (None: the default, False: off); `seed` seeds splits,
+    subsets, KID and the extractor; `block_size` the k-NN blocks (memory
+    about 8 * block_size**2 bytes). `tfsynth run` keeps one in
+    `RunConfig.evaluate` (its seed is the run's).
+
+    The in-run low-data curve is off: its generator saw all the training
+    data, so bench/low_data.py's end-to-end curve is the honest one.
+
+    Example:
+
+    >>> cfg = EvaluateConfig(seeds=1, low_data_sizes=()).validate()
+    >>> cfg.replace(seed=3).seed, cfg.classifier_epochs, cfg.replace() == cfg
+    (3, 8, True)
+    >>> EvaluateConfig(min_steps=-1).validate()
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.ConfigError: min_steps: expected an integer >= 0, got -1
     """
 
-    max_samples: int = 2000
-    classifier_epochs: int = 8
-    extractor_epochs: int = 8
-    seeds: int = 2  # as many as the search's, whose D and D' runs TRTR reuses
-    low_data_sizes: tuple[int, ...] = ()
+    COMMAND = "evaluate"
+
+    extractor: str = "auto"
+    max_samples: int | None = None
+    classifier_epochs: int = CLASSIFIER_EPOCHS
+    extractor_epochs: int = CLASSIFIER_EPOCHS
+    seeds: int | tuple[int, ...] = 3
+    low_data_sizes: tuple[int, ...] | None = DEFAULT_LOW_DATA_SIZES
     min_steps: int = 300
+    reference: str = "test"
+    test_fraction: float = 0.2
+    utility: bool = True
+    privacy: bool = True
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    cache_dir: Any = None  # a directory, None (the default one) or False (no cache)
+    seed: int = 0
+    block_size: int = DEFAULT_BLOCK_SIZE
+
+    def validate(self) -> EvaluateConfig:
+        """Raises ConfigError naming the first bad field, before any work is done."""
+        from tfsynth.evaluation.evaluate import check_options
+
+        names = ("extractor", "max_samples", "classifier_epochs", "extractor_epochs", "seeds",
+                 "low_data_sizes", "min_steps", "reference", "test_fraction")  # fmt: skip
+        check_options(**{name: getattr(self, name) for name in names})
+        return self
+
+
+def _run_evaluate(**changes) -> EvaluateConfig:
+    # A run caps each side at 2,000 samples and trains 2 seeds (as many as
+    # the search's, whose D and D' runs TRTR reuses), and draws no low-data
+    # curve (see EvaluateConfig).
+    return EvaluateConfig(**{"max_samples": 2000, "seeds": 2, "low_data_sizes": (), **changes})
 
 
 @dataclass
@@ -317,9 +478,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    generate: GenerateConfig = field(default_factory=_run_generate)
     fuse: FuseConfig = field(default_factory=FuseConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    evaluate: EvaluateConfig = field(default_factory=_run_evaluate)
     semi: SemiConfig = field(default_factory=SemiConfig)
 
     def validate(self) -> RunConfig:
@@ -336,8 +497,6 @@ class RunConfig:
         for name, value in [
             ("train.steps", self.train.steps),
             ("train.batch_size", self.train.batch_size),
-            ("augment.num_examples", self.augment.num_examples),
-            ("generate.num_examples", self.generate.num_examples or 1),
             ("evaluate.seeds", self.evaluate.seeds),
             ("fuse.search_seeds", self.fuse.search_seeds),
         ]:
@@ -350,9 +509,13 @@ class RunConfig:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"
             )
-        t = self.generate.min_confidence
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-            raise ConfigError(f"generate.min_confidence: expected a number in (0, 1), got {t!r}")
+        for name in ("augment", "generate", "evaluate"):
+            try:
+                getattr(self, name).validate()
+            except ConfigError as e:  # "steps: ..." or "--min-confidence: ..." -> generate.FIELD
+                field_name, _, why = str(e).partition(": ")
+                field_name = field_name.lstrip("-").replace("-", "_")
+                raise ConfigError(f"{name}.{field_name}: {why}") from None
         if self.fuse.search:
             self.search_config().validate()
         if self.semi.unlabeled:
@@ -431,9 +594,9 @@ def _smoke() -> RunConfig:
         data=DataConfig(spec="mnist-10k[:600]"),
         train=TrainConfig(model="cgan", steps=20, batch_size=32, width=8, latent_dim=16),
         augment=AugmentConfig(num_examples=200),
-        generate=GenerateConfig(num_examples=200, min_confidence=0.2),
+        generate=_run_generate(num_examples=200, min_confidence=0.2),
         fuse=FuseConfig(num_shards=2, gen_shares=(0.0, 0.5), min_confidences=(0.2,)),
-        evaluate=EvaluateConfig(
+        evaluate=_run_evaluate(
             max_samples=200,
             classifier_epochs=1,
             extractor_epochs=1,
@@ -470,7 +633,7 @@ def _full() -> RunConfig:
             min_confidences=(0.5, 0.9),
             search_seeds=3,
         ),
-        evaluate=EvaluateConfig(max_samples=2000, seeds=3),
+        evaluate=_run_evaluate(seeds=3),
     )
 
 

@@ -19,6 +19,7 @@ distribution.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tfsynth.config import GenerateConfig
 from tfsynth.errors import ConfigError
 
 FEATURES = {
@@ -36,22 +38,9 @@ CONFIDENCE = {"confidence": {"dtype": "float32", "shape": []}}
 
 
 def generate(
-    model,
-    n: int,
-    *,
-    labels="uniform",
-    seed: int = 0,
-    out: str | os.PathLike,
-    batch_size: int = 256,
-    examples_per_shard: int = 10_000,
-    overwrite: bool = False,
-    curate: bool = False,
-    min_confidence: float = 0.9,
-    classifier=None,
-    steps: int | None = None,
-    guidance: float | None = None,
+    model, config: GenerateConfig | int | None = None, *, out: str | os.PathLike, **options
 ) -> dict[str, Any]:
-    """Samples `n` images from a trained model into a tfsynth dataset directory.
+    """Samples `config.num_examples` images of a trained model into a dataset directory.
 
     Each example carries `gen_seed` and `gen_index` columns (the generator
     example it is); the same seed gives byte-identical images. Without
@@ -61,23 +50,17 @@ def generate(
     Args:
         model: DIR (holding model.keras), a .keras file, a trainer, or
             `train`'s result.
-        n: number of images.
-        labels: "uniform" (cycle over classes), "match" (training class
-            proportions), "0,3,..." (repeated), or an int array of length n.
-        seed: base seed.
+        config: a `GenerateConfig` (every option and its default; see it
+            for `labels`, `curate`, `min_confidence`, `classifier`, `steps`
+            and `guidance`), or the number of images for
+            `GenerateConfig(num_examples=n)`.
         out: the new dataset directory (written atomically).
-        batch_size: examples per generator call.
-        examples_per_shard: shard size.
-        overwrite: replace an existing `out`.
-        curate: keep only samples the classifier confirms (see the module
-            docstring); adds a `confidence` column and the kept fractions
-            to summary.json.
-        min_confidence: the curation threshold, 0 < t < 1.
-        classifier: the curating classifier, a .keras path or a
-            `keras.Model` (default: classifier.keras in the model's run
-            directory; needed when `model` is a bare trainer).
-        steps, guidance: a ddpm's DDIM steps and guidance (default: those
-            saved with the model; see `Diffusion.set_sampling`).
+        **options: `GenerateConfig` fields that replace the config's.
+            With `curate`, only samples the classifier confirms are kept
+            (see the module docstring) and a `confidence` column and the
+            kept fractions go into summary.json; `classifier` defaults to
+            classifier.keras in the model's run directory (needed when
+            `model` is a bare trainer).
 
     Returns:
         The manifest; OUT/summary.json is written as well.
@@ -95,16 +78,20 @@ def generate(
     """
     from tfsynth.io import atomic_directory
 
-    plan = ShardPlan(
-        model, n, labels=labels, seed=seed, batch_size=batch_size,
-        examples_per_shard=examples_per_shard, curate=curate, min_confidence=min_confidence,
-        classifier=classifier, steps=steps, guidance=guidance,
-    )  # fmt: skip
+    cfg = config if isinstance(config, GenerateConfig) else GenerateConfig(num_examples=config)
+    cfg = cfg.replace(**options)
+    plan = ShardPlan(model, cfg.num_examples, **plan_args(cfg))
     t0 = time.perf_counter()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=cfg.overwrite) as tmp:
         shards = [plan.write(tmp, i) for i in range(plan.num_shards)]
         manifest = plan.finish(tmp, out, shards, t0)
     return manifest
+
+
+def plan_args(cfg: GenerateConfig) -> dict[str, Any]:
+    """The `ShardPlan` arguments of `cfg` (all but `num_examples` and `overwrite`)."""
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in ("num_examples", "overwrite")]
+    return {name: getattr(cfg, name) for name in names}
 
 
 class ShardPlan:
@@ -113,8 +100,8 @@ class ShardPlan:
     The labels, the noise and the curation of example j depend only on the
     arguments (not on which worker writes the shard holding j), so shards
     can be written by separate workers (`tfsynth.beam.generate`) and
-    `finish` writes the manifest over all of them. The arguments are
-    `generate`'s (all keyword, all required).
+    `finish` writes the manifest over all of them. The keyword arguments
+    are `plan_args` of a `GenerateConfig` (all required).
 
     Example:
 
@@ -134,7 +121,7 @@ class ShardPlan:
         from tfsynth.models import describe, load_generator, set_sampling
 
         k = kwargs  # labels, seed, batch_size, examples_per_shard, curate, ... (see `generate`)
-        _check_args(n, k["steps"], k["guidance"], k["curate"], k["min_confidence"])
+        _check_args(n, k)
         self.model, self.n, self.args = model, n, dict(kwargs)
         trainer = set_sampling(
             load_generator(model), k["steps"], k["guidance"], where=describe(model)
@@ -166,16 +153,10 @@ def _class_names(trainer) -> list[str]:
     return trainer.class_names or [str(i) for i in range(max(trainer.num_classes, 1))]
 
 
-def _check_args(n, steps, guidance, curate, min_confidence) -> None:
-    from tfsynth.models.diffusion import check_sampling
-
-    if n < 1:
-        raise ConfigError(f"n: must be >= 1, got {n}")
-    check_sampling(steps, guidance)
-    if curate:
-        from tfsynth.curation import check_min_confidence
-
-        check_min_confidence(min_confidence)
+def _check_args(n, kwargs) -> None:
+    if n is None:
+        raise ConfigError("num_examples: generate needs the number of images (-n)")
+    GenerateConfig(num_examples=n, **kwargs).validate()
 
 
 def _resampler(trainer, model, n, seed, min_confidence, classifier, curate):
@@ -305,4 +286,4 @@ def _finish(tmp, out, trainer, model, seed, labels, names, shards, resampler, t0
     return manifest
 
 
-__all__ = ["ShardPlan", "generate"]
+__all__ = ["GenerateConfig", "ShardPlan", "generate", "plan_args"]

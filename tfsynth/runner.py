@@ -258,11 +258,9 @@ def _split(r: _Run, parts) -> dict[str, int]:
 def _augment(r: _Run) -> dict[str, int]:
     from tfsynth.augment import augment_to_dir
 
-    a = r.config.augment
     s = augment_to_dir(
         r.dataset("train"),
-        a.policy,
-        a.num_examples,
+        r.config.augment,
         seed=r.seed,
         out=r.out / "augmented",
         preview=r.out / "figures" / "augment_preview.png",
@@ -372,7 +370,7 @@ def _generate(r: _Run, models) -> dict[str, Any]:
     from tfsynth.generation import generate
 
     g = r.config.generate
-    n = g.num_examples or len(r.dataset("train"))
+    g = g.replace(num_examples=g.num_examples or len(r.dataset("train")), seed=r.seed)
     result = {}
     for name in models:
         if r.gen_dir(name).exists():
@@ -380,18 +378,11 @@ def _generate(r: _Run, models) -> dict[str, Any]:
         # A failed generator's samples are not curated (the classifier would
         # reject them all); they stay out of D' and are evaluated as they are.
         failed = bool(_train_summary(r, name).get("generator_failed"))
-        kwargs = dict(labels=g.labels, seed=r.seed, out=r.gen_dir(name))
         try:
-            m = generate(
-                r.model_dir(name),
-                n,
-                curate=g.curate and not failed,
-                min_confidence=g.min_confidence,
-                **kwargs,
-            )
+            m = generate(r.model_dir(name), g, out=r.gen_dir(name), curate=g.curate and not failed)
         except DataError as e:  # curation cannot fill a class: keep the samples, not the model
             r.log(f"  {name}: curation failed ({e}); left out of D'")
-            m = generate(r.model_dir(name), n, **kwargs)
+            m = generate(r.model_dir(name), g, out=r.gen_dir(name), curate=False)
         result[name] = m["num_examples"]
     return result
 
@@ -490,7 +481,6 @@ def _fuse(r: _Run) -> dict[str, Any]:
 def _evaluate(r: _Run) -> dict[str, Any]:
     from tfsynth.evaluation import evaluate_to_dir
 
-    e = r.config.evaluate
     search = _search_result(r)
     known = {}
     if search["table"]:
@@ -503,14 +493,9 @@ def _evaluate(r: _Run) -> dict[str, Any]:
         r.dataset("train"),
         str(r.gen_dir(_chosen_generator(r))),
         r.dataset("test"),
+        r.config.evaluate,
         out=r.out / "evaluation",
         fused=str(r.out / "fused"),
-        max_samples=e.max_samples,
-        classifier_epochs=e.classifier_epochs,
-        extractor_epochs=e.extractor_epochs,
-        seeds=e.seeds,
-        low_data_sizes=e.low_data_sizes or None,
-        min_steps=e.min_steps,
         utility_known=known or None,
         seed=r.seed,
     )

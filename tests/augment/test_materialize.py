@@ -145,7 +145,7 @@ def test_cli_augment_writes_a_dataset_dir(npz_spec, tmp_path, capsys):
     [
         (["--policy", "spin:3"], "unknown op 'spin'"),
         (["--policy", "rotate:x"], "rotate needs a number"),
-        (["-n", "0"], "n: expected an integer >= 1"),
+        (["-n", "0"], "num_examples: expected an integer >= 1"),
         (["--preview", "p.gif"], "must be a .png"),
     ],
 )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tfsynth.augment.policy import AugmentationPolicy, build_policy
+from tfsynth.config import AugmentConfig
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
 
@@ -169,24 +170,22 @@ def preview_figure(
 
 def augment_to_dir(
     data: ImageDataset | str,
-    policy: str | Mapping[str, Any] | AugmentationPolicy,
-    n: int,
+    config: AugmentConfig | str | Mapping[str, Any] | AugmentationPolicy | None = None,
+    n: int | None = None,
     *,
-    seed: int = 0,
     out: str | os.PathLike,
-    preview: str | os.PathLike | None = None,
-    batch_size: int = 256,
-    overwrite: bool = False,
-    examples_per_shard: int = 10_000,
+    **options,
 ) -> dict[str, Any]:
-    """Writes `n` augmented examples of `data` as a tfsynth dataset directory.
+    """Writes `config.num_examples` augmented examples of `data` as a dataset directory.
 
     The directory holds TFRecord shards with the provenance columns of
     `augment_batches` ("source_index", "policy", and "soft_label" for
     label-mixing policies), manifest.json (metadata "augment": policy, seed,
     source, label_mixing) and summary.json. It appears only when complete.
-    `preview` (a .png path) gets a grid of originals above their
-    augmentations. Returns the manifest.
+    `config` is an `AugmentConfig` (every option and its default), or a
+    policy for `AugmentConfig(policy, n)`; `**options` are its fields that
+    replace the config's. `preview` (a .png path) gets a grid of originals
+    above their augmentations. Returns the manifest.
 
     Raises:
         ConfigError / DataError: bad policy, counts, paths or data; nothing
@@ -207,11 +206,17 @@ def augment_to_dir(
     from tfsynth.io import atomic_directory
 
     t0 = time.perf_counter()
-    n, seed, batch_size, examples_per_shard = _check_to_dir_args(
-        n, seed, batch_size, examples_per_shard, preview, out, overwrite
-    )
+    if not isinstance(config, AugmentConfig):  # the old call: a policy and a count
+        config = AugmentConfig(**({} if config is None else {"policy": config}))
+    if n is not None:
+        options = {"num_examples": n, **options}
+    cfg = config.replace(**options).validate()
+    n, seed, preview, overwrite = int(cfg.num_examples), int(cfg.seed), cfg.preview, cfg.overwrite
+    batch_size, examples_per_shard = int(cfg.batch_size), int(cfg.examples_per_shard)
+    if Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
     dataset = load_dataset(data) if isinstance(data, str) else data
-    policy = build_policy(policy, seed=seed, num_classes=dataset.num_classes)
+    policy = build_policy(cfg.policy, seed=seed, num_classes=dataset.num_classes)
     features = _provenance_features(policy, dataset.num_classes)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         shards, first = _write_augmented_shards(
@@ -224,19 +229,6 @@ def augment_to_dir(
     if preview is not None:
         _save_preview(preview, dataset, policy, first)
     return manifest
-
-
-def _check_to_dir_args(n, seed, batch_size, examples_per_shard, preview, out, overwrite):
-    """Validates `augment_to_dir`'s counts and paths before anything is loaded."""
-    n = _check_int("n", n, 1)
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    examples_per_shard = _check_int("examples_per_shard", examples_per_shard, 1)
-    if preview is not None and Path(preview).suffix.lower() != ".png":
-        raise ConfigError(f"{preview}: --preview must be a .png file")
-    if Path(out).exists() and not overwrite:
-        raise ConfigError(f"{out}: already exists; choose another --out or pass --overwrite")
-    return n, seed, batch_size, examples_per_shard
 
 
 def _provenance_features(policy: AugmentationPolicy, num_classes: int) -> dict[str, Any]:

@@ -12,7 +12,6 @@ job leaves nothing behind.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import time
@@ -69,17 +68,13 @@ def generate_on_beam(
 
 
 def _generate_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """`generate`'s keyword arguments with its defaults (defined there, once)."""
+    """`generate`'s keyword arguments with `GenerateConfig`'s defaults (defined there, once)."""
     from tfsynth.errors import ConfigError
-    from tfsynth.generation import generate
+    from tfsynth.generation import GenerateConfig, plan_args
 
-    params = inspect.signature(generate).parameters
-    names = [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY]
-    names = [p for p in names if p not in ("out", "overwrite")]
-    unknown = sorted(set(kwargs) - set(names))
-    if unknown:
-        raise ConfigError(f"generate: unknown argument(s) {', '.join(unknown)}")
-    args = {p: kwargs.get(p, params[p].default) for p in names}
+    if {"num_examples", "overwrite"} & set(kwargs):  # given as `n` and `overwrite`
+        raise ConfigError("generate: num_examples and overwrite are generate_on_beam's own")
+    args = plan_args(GenerateConfig().replace(**kwargs))
     if args["classifier"] is not None and not isinstance(args["classifier"], (str, os.PathLike)):
         raise ConfigError("--runner beam: --classifier must be a path that every worker can load")
     return args

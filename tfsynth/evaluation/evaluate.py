@@ -15,29 +15,28 @@ classifiers) are skipped, and ``extractor_note`` and ``utility_note`` say so.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError
-from tfsynth.evaluation.classifier import DEFAULT_EPOCHS
 from tfsynth.evaluation.distribution import distribution_metrics
 from tfsynth.evaluation.features import build_extractor
-from tfsynth.evaluation.neighbors import DEFAULT_BLOCK_SIZE
 from tfsynth.evaluation.privacy import nearest_neighbor_grid, pixel_vectors, privacy_metrics
 from tfsynth.evaluation.utility import (
-    DEFAULT_LOW_DATA_SIZES,
     check_compatible,
     low_data_curve,
     seed_list,
     utility_metrics,
 )
+
+if TYPE_CHECKING:  # at runtime a circular import: tfsynth.config reads the defaults here
+    from tfsynth.config import EvaluateConfig
 
 REFERENCES = ("test", "real")
 
@@ -142,19 +141,16 @@ def check_options(
 
 
 def evaluate(
-    real: ImageDataset | str, synthetic: ImageDataset | str,
-    test: ImageDataset | str | None = None, *,
-    out: str | os.PathLike | None = None, fused: ImageDataset | str | None = None,
-    extractor: str = "auto", max_samples: int | None = None,
-    classifier_epochs: int = DEFAULT_EPOCHS, extractor_epochs: int = DEFAULT_EPOCHS,
-    seeds: int | Sequence[int] = 3,
-    low_data_sizes: Sequence[int] | None = DEFAULT_LOW_DATA_SIZES, min_steps: int = 300,
-    reference: str = "test", test_fraction: float = 0.2, utility: bool = True,
-    utility_known: dict[str, Sequence[float]] | None = None, privacy: bool = True,
-    kid_subsets: int = 100, kid_subset_size: int = 1000,
-    cache_dir: str | os.PathLike | None | bool = None, seed: int = 0,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-) -> dict[str, Any]:  # fmt: skip
+    real: ImageDataset | str,
+    synthetic: ImageDataset | str,
+    test: ImageDataset | str | None = None,
+    config: EvaluateConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    fused: ImageDataset | str | None = None,
+    utility_known: dict[str, Sequence[float]] | None = None,
+    **options,
+) -> dict[str, Any]:
     """Validates `synthetic` against real data; returns a flat summary dict.
 
     Args:
@@ -163,20 +159,13 @@ def evaluate(
         synthetic: the synthetic data to judge (labelled like `real`, or not used).
         test: held-out real data; None splits `test_fraction` off `real`
             (seeded) and records that in ``test_source``.
+        config: an `EvaluateConfig` (every option and its default; None:
+            the defaults).
         out: figures go to ``out/figures/``, listed as ``figures.<name>``.
         fused: an explicit D' for "D vs D'"; default real + synthetic.
-        extractor: ``auto`` (see the module docstring) | ``domain`` | ``ssl:DIR`` | ...
-        max_samples: seeded cap per side for distribution/privacy (None: all).
-        classifier_epochs, seeds, low_data_sizes: the utility recipe.
-        min_steps, extractor_epochs: least steps of any classifier; extractor epochs.
-        reference: what distribution metrics compare with: ``test`` or ``real``.
-        utility, privacy: turn those parts off (e.g. for quick checks).
         utility_known: per-seed test accuracies already measured with the
             same recipe (``trtr``, ``fused``), e.g. by the search of the mix.
-        kid_subsets, kid_subset_size: KID subset sampling.
-        cache_dir: domain-classifier / SSL cache; None = default, False = off.
-        seed: seeds the splits, subsets, KID and the extractor.
-        block_size: k-NN block size (memory ~ 8 * block_size**2 bytes).
+        **options: `EvaluateConfig` fields that replace the config's.
 
     Returns:
         A flat dict: distribution metrics (fid, kid, precision, ...), utility
@@ -189,38 +178,45 @@ def evaluate(
     ...                    seeds=1, low_data_sizes=None, cache_dir=False)  # doctest: +SKIP
     >>> summary["fid"], summary["tstr_accuracy"]  # doctest: +SKIP
     """
-    check_options(extractor=extractor, max_samples=max_samples, classifier_epochs=classifier_epochs,
-                  extractor_epochs=extractor_epochs, seeds=seeds, low_data_sizes=low_data_sizes,
-                  min_steps=min_steps, reference=reference, test_fraction=test_fraction)  # fmt: skip
+    c = _config(config, options)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     real, synthetic, test, fused, test_source = _inputs(
-        real, synthetic, test, fused, test_fraction=test_fraction, seed=seed, extractor=extractor
-    )
-    summary = _header(real, synthetic, test, test_source, seed)
+        real, synthetic, test, fused, test_fraction=c.test_fraction, seed=c.seed,
+        extractor=c.extractor,
+    )  # fmt: skip
+    summary = _header(real, synthetic, test, test_source, c.seed)
     dist, syn = _distribution(
-        real, synthetic, test, timings, extractor=extractor, extractor_epochs=extractor_epochs,
-        min_steps=min_steps, cache_dir=cache_dir, reference=reference, max_samples=max_samples,
-        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed, block_size=block_size,
+        real, synthetic, test, timings, extractor=c.extractor, extractor_epochs=c.extractor_epochs,
+        min_steps=c.min_steps, cache_dir=c.cache_dir, reference=c.reference,
+        max_samples=c.max_samples, kid_subsets=c.kid_subsets, kid_subset_size=c.kid_subset_size,
+        seed=c.seed, block_size=c.block_size,
     )  # fmt: skip
     summary.update(dist)
-    if utility:
+    if c.utility:
         with _timed(timings, "utility"):
-            recipe = dict(seeds=seeds, epochs=classifier_epochs, min_steps=min_steps)
+            recipe = dict(seeds=c.seeds, epochs=c.classifier_epochs, min_steps=c.min_steps)
             summary.update(
-                _utility(real, synthetic, test, fused, recipe, low_data_sizes, utility_known)
+                _utility(real, synthetic, test, fused, recipe, c.low_data_sizes, utility_known)
             )
     nn = None
-    if privacy:
+    if c.privacy:
         with _timed(timings, "privacy"):
-            metrics, nn = _privacy(real, test, syn, max_samples, seed, block_size)
+            metrics, nn = _privacy(real, test, syn, c.max_samples, c.seed, c.block_size)
         summary.update(metrics, **_guarantee(synthetic))
     if out is not None:
         with _timed(timings, "figures"):
-            summary.update(_figures(Path(out), real, synthetic, syn, nn, summary, seed))
+            summary.update(_figures(Path(out), real, synthetic, syn, nn, summary, c.seed))
     summary.update({f"seconds.{k}": v for k, v in timings.items()})
     summary["seconds.total"] = time.perf_counter() - t_start
     return summary
+
+
+def _config(config, options) -> EvaluateConfig:
+    """`config` (default `EvaluateConfig()`) with `options`, validated."""
+    from tfsynth.config import EvaluateConfig
+
+    return (config if config is not None else EvaluateConfig()).replace(**options).validate()
 
 
 @contextlib.contextmanager
@@ -423,10 +419,13 @@ def evaluate_to_dir(
     real: str | ImageDataset,
     synthetic: str | ImageDataset,
     test: str | ImageDataset | None = None,
+    config: EvaluateConfig | None = None,
     *,
     out: str | os.PathLike,
     overwrite: bool = False,
-    **kwargs: Any,
+    fused: str | ImageDataset | None = None,
+    utility_known: dict[str, Sequence[float]] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """`evaluate` plus `write_report` into a new directory `out`, atomically.
 
@@ -445,24 +444,17 @@ def evaluate_to_dir(
         from tfsynth.errors import DataError
 
         raise DataError(f"{out}: already exists; choose another --out or pass --overwrite")
-    # The same checks evaluate() runs first, with evaluate()'s own defaults.
-    defaults = inspect.signature(evaluate).parameters
-    check_options(
-        **{
-            name: kwargs.get(name, defaults[name].default)
-            for name in inspect.signature(check_options).parameters
-        }
-    )
+    cfg = _config(config, options)  # bad options fail before anything is loaded
     # Load (and so validate) every input before creating the output directory.
     real = _load(real, "real")
     synthetic = _load(synthetic, "synthetic")
     test = _load(test, "test") if test is not None else None
-    if kwargs.get("fused") is not None:
-        kwargs["fused"] = _load(kwargs["fused"], "fused")
-    extractor = kwargs.get("extractor", defaults["extractor"].default)
-    synthetic, test = _labels_or_not(real, synthetic, test, kwargs.get("fused"), extractor)
-    check_compatible(real, synthetic, test, kwargs.get("fused"))
+    fused = _load(fused, "fused") if fused is not None else None
+    synthetic, test = _labels_or_not(real, synthetic, test, fused, cfg.extractor)
+    check_compatible(real, synthetic, test, fused)
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        summary = evaluate(real, synthetic, test, out=tmp, **kwargs)
+        summary = evaluate(
+            real, synthetic, test, cfg, out=tmp, fused=fused, utility_known=utility_known
+        )
         write_report(tmp, summary, command="evaluate")
     return {**summary, "out": str(out)}
