@@ -489,7 +489,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument(
-        "--dp-epsilon", type=float, help="train with DP-SGD to this privacy budget (gan models)"
+        "--dp-epsilon", type=float, help="train with DP-SGD to this budget (gan, vae models)"
     )
     p.add_argument("--dp-delta", type=float, help="the budget's delta (default 1e-5; < 1/n)")
     p.add_argument("--dp-clip", type=float, help="per-example gradient L2 clip norm (default 1)")
