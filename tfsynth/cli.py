@@ -442,11 +442,19 @@ def _dp_of(args):
 
 def _add_dp_flags(p) -> None:
     """The --dp-* flags of `train` and `run` (absent: `DPConfig`'s defaults, see `_dp_of`)."""
+    from tfsynth.privacy.config import DEFAULT_CLIP, DEFAULT_DELTA
+
     p.add_argument(
         "--dp-epsilon", type=float, help="train with DP-SGD to this budget (gan, vae models)"
     )
-    p.add_argument("--dp-delta", type=float, help="the budget's delta (default 1e-5; < 1/n)")
-    p.add_argument("--dp-clip", type=float, help="per-example gradient L2 clip norm (default 1)")
+    p.add_argument(
+        "--dp-delta", type=float, help=f"the budget's delta (default {DEFAULT_DELTA:g}; < 1/n)"
+    )
+    p.add_argument(
+        "--dp-clip",
+        type=float,
+        help=f"per-example gradient L2 clip norm (default {DEFAULT_CLIP:g})",
+    )
     p.add_argument(
         "--dp-noise-multiplier", type=float, help="noise std / clip (default: from the budget)"
     )
