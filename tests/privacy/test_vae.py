@@ -69,7 +69,7 @@ def test_update_is_the_mean_of_clipped_whole_loss_gradients_and_one_example_move
     probe = keras.random.SeedGenerator(1)
     probe.state.assign(vae.seed_generator.state.value)
     eps = tf.random.stateless_normal([6, 4], seed=_trainer.replica_seed(probe.next())).numpy()
-    labels = tf.constant(y[:, None][:, 0].astype("int32"))
+    labels = tf.constant(y.astype("int32"))
     clipped = []
     for j in range(5):
         g = _example_gradient(vae, tf.constant(x[j]), labels[j : j + 1], tf.constant(eps[j]))
