@@ -446,6 +446,26 @@ def _dp_of(args):
     return DPConfig(**given) if given else None
 
 
+def _add_dp_flags(p) -> None:
+    """The --dp-* flags of `train` and `run` (absent: `DPConfig`'s defaults, see `_dp_of`)."""
+    from tfsynth.privacy.config import DEFAULT_CLIP, DEFAULT_DELTA
+
+    p.add_argument(
+        "--dp-epsilon", type=float, help="train with DP-SGD to this budget (gan, vae models)"
+    )
+    p.add_argument(
+        "--dp-delta", type=float, help=f"the budget's delta (default {DEFAULT_DELTA:g}; < 1/n)"
+    )
+    p.add_argument(
+        "--dp-clip",
+        type=float,
+        help=f"per-example gradient L2 clip norm (default {DEFAULT_CLIP:g})",
+    )
+    p.add_argument(
+        "--dp-noise-multiplier", type=float, help="noise std / clip (default: from the budget)"
+    )
+
+
 def _add_train(sub) -> None:
     from tfsynth.config import FitConfig
     from tfsynth.models import MODEL_NAMES
@@ -494,14 +514,7 @@ def _add_train(sub) -> None:
         "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
     )
     p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument(
-        "--dp-epsilon", type=float, help="train with DP-SGD to this privacy budget (gan models)"
-    )
-    p.add_argument("--dp-delta", type=float, help="the budget's delta (default 1e-5; < 1/n)")
-    p.add_argument("--dp-clip", type=float, help="per-example gradient L2 clip norm (default 1)")
-    p.add_argument(
-        "--dp-noise-multiplier", type=float, help="noise std / clip (default: from the budget)"
-    )
+    _add_dp_flags(p)
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train)
@@ -631,6 +644,7 @@ def _cmd_run(args) -> None:
     )
     if args.test:
         config.data.test_spec = args.test
+    config.train.dp = _dp_of(args)
     out = args.out or f"runs/{args.preset}"
     run(config, out=out, saved_models=args.saved_models)
 
@@ -660,6 +674,7 @@ def _add_run(sub) -> None:
     p.add_argument("--seed", type=int, help="base seed of every stage (default 0)")
     p.add_argument("--out", help="run directory (default runs/PRESET); rerun it to resume")
     p.add_argument("--saved-models", default="saved_models", help="SavedModel export root")
+    _add_dp_flags(p)
     p.set_defaults(func=_cmd_run)
 
 

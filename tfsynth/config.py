@@ -143,6 +143,24 @@ class TrainConfig:
     eval_every: int | None = None
     max_train_examples: int | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dp: Any = None  # a tfsynth.privacy.DPConfig: every generator trains with DP-SGD
+
+    def __post_init__(self):
+        # config.json stores the DPConfig as a dict; a resumed run must compare equal.
+        if isinstance(self.dp, dict):
+            from tfsynth.privacy import DPConfig
+
+            self.dp = DPConfig.from_dict(self.dp)
+
+    def check_dp(self) -> None:
+        """Raises ConfigError when `dp` is invalid or a listed model has no DP-SGD step."""
+        if self.dp is None:
+            return
+        from tfsynth.privacy.plan import check_model
+
+        self.dp.validate()
+        for name in self.models:
+            check_model(name, loss=None, n_critic=None, precision="float32")
 
     @property
     def models(self) -> list[str]:
@@ -505,6 +523,7 @@ class RunConfig:
         from tfsynth.validation import SELECT
 
         self.train.validate_per_model()
+        self.train.check_dp()
         if self.train.select not in SELECT:
             raise ConfigError(
                 f"train.select: expected one of {', '.join(SELECT)}, got {self.train.select!r}"

@@ -195,6 +195,8 @@ def write_run_report(out: Path, config: RunConfig, stages: dict, wall: float) ->
     figures = _figures(out, ev, stages)
     lead = _lead(out, summary, search, trains, gens)
     stage_times = {k: fmt_seconds(v["seconds"]) for k, v in stages.items() if "seconds" in v}
+    privacy = privacy_section(config, trains)
+    summary["privacy_budget"] = privacy["budget"]
     write_report(
         out,
         summary,
@@ -202,9 +204,25 @@ def write_run_report(out: Path, config: RunConfig, stages: dict, wall: float) ->
         command="run",
         title=f"tfsynth run: {config.data.spec}, {config.train.model}, preset {config.preset}",
         lead=lead,
-        sections=[("Stage times", stage_times)],
+        sections=[("Privacy", privacy), ("Stage times", stage_times)],
     )
     return json.loads((out / "summary.json").read_text())
+
+
+def privacy_section(config: RunConfig, trains: dict[str, dict]) -> dict[str, str]:
+    """The report's privacy rows: the budget asked for and each generator's spent one."""
+    dp = config.train.dp
+    if dp is None:
+        return {"budget": "no formal guarantee (trained without DP-SGD)"}
+    target = "none (noise multiplier given)" if dp.epsilon is None else f"{dp.epsilon:g}"
+    rows = {"budget": f"epsilon {target}, delta {dp.delta:g} per generator (DP-SGD)"}
+    for m, t in trains.items():
+        if "dp_epsilon" in t:
+            rows[m] = f"({t['dp_epsilon']:.3g}, {t['dp_delta']:g})-DP after {t['steps']} steps"
+    # D' holds the real training images and evaluation reads them: only the
+    # generators and what they generate are covered.
+    rows["covers"] = "the generators and their samples, not D' (it holds the real images)"
+    return rows
 
 
 def _run_fields(out, config, stages, wall, trains, gens) -> dict[str, Any]:

@@ -200,6 +200,7 @@ def run(
     splits_done = all(r.split_dir(k).exists() for k in ("train", "val", "test"))
     # Split in memory before creating anything: bad data leaves no run directory.
     parts = None if splits_done else _split_parts(config)
+    _check_dp(config, parts)
     _check_unlabeled(r, parts)
     _check_config(out, config)
     stages = _Stages(out, log)
@@ -337,6 +338,26 @@ def _diffaugment(r: _Run) -> str | None:
     return d or None
 
 
+def _check_dp(config: RunConfig, parts) -> None:
+    """Plans each generator's DP training against the train split (ConfigError: one line).
+
+    Run before anything is written, so a delta >= 1/n or an unreachable
+    budget leaves no run directory; a resumed run was checked when it began.
+    """
+    t = config.train
+    if t.dp is None or parts is None:
+        return
+    from tfsynth.privacy import plan_privacy
+
+    n = len(parts["train"][: t.max_train_examples] if t.max_train_examples else parts["train"])
+    for name in t.models:
+        cfg = t.fit_config(name)
+        plan_privacy(
+            t.dp, model=name, num_examples=n, batch_size=cfg.batch_size, steps=cfg.steps,
+            loss=cfg.loss, n_critic=cfg.n_critic, precision=cfg.precision,
+        )  # fmt: skip
+
+
 def _train(r: _Run, models) -> dict[str, Any]:
     from tfsynth.models import is_conditional
     from tfsynth.training import train
@@ -353,9 +374,13 @@ def _train(r: _Run, models) -> dict[str, Any]:
             diffaugment=_diffaugment(r),
             select=t.select if is_conditional(name, data.num_classes) else "fid",
             eval_every=t.eval_every,
+            dp=t.dp,
         )
         r.log(f"  training {name} for {cfg.steps} steps")
-        s = train(data, cfg, out=r.model_dir(name), val=r.dataset("val"), verbose=r.verbose).summary
+        # DP training keeps its last model: choosing a checkpoint on val would
+        # be a data-dependent choice outside the accounted steps.
+        val = None if t.dp is not None else r.dataset("val")
+        s = train(data, cfg, out=r.model_dir(name), val=val, verbose=r.verbose).summary
         if s.get("generator_failed"):
             r.log(f"  {name} FAILED on validation: {s['generator_failed_reason']}")
         result[name] = {k: s.get(k) for k in ("steps", "images_per_second", "val_fid")}

@@ -39,6 +39,15 @@ def test_private_run_reports_its_budget_stops_at_it_and_generate_states_it(tmp_p
     assert manifest["metadata"]["generator"]["privacy"]["epsilon"] == pytest.approx(s["dp_epsilon"])
 
 
+def test_a_vae_trains_privately_from_the_command_line(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    flags = ["--model", "vae", "--steps", "2", "--dp-epsilon", "5", "--dp-delta", "1e-3"]
+    assert main(_train(data, out, *flags)) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["model"] == "vae" and s["steps"] == 2 and 0 < s["dp_epsilon"] <= 5
+    assert f"epsilon {s['dp_epsilon']:.3g} at delta 0.001" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "flags, words",
     [
@@ -46,8 +55,8 @@ def test_private_run_reports_its_budget_stops_at_it_and_generate_states_it(tmp_p
         (["--dp-epsilon", "-2"], "--dp-epsilon: epsilon must be > 0"),
         (["--dp-epsilon", "1", "--dp-delta", "0.05"], "--dp-delta: must be < 1/n = 0.025"),
         (["--dp-epsilon", "1", "--dp-clip", "0"], "--dp-clip: the clip norm must be > 0"),
-        (["--dp-epsilon", "1", "--model", "ddpm"], "DP training supports dcgan, hinge, cgan"),
-        (["--dp-epsilon", "1", "--model", "cvae"], "not 'cvae'"),
+        (["--dp-epsilon", "1", "--model", "ddpm"], "supports dcgan, hinge, cgan, vae, cvae"),
+        (["--dp-epsilon", "1", "--model", "ddpm"], "the diffusion trainer has no DP-SGD step"),
         (["--dp-epsilon", "0.001", "--dp-delta", "1e-4"], "needs a noise multiplier above"),
         (["--dp-delta", "1e-4"], "needs a target epsilon or a noise multiplier"),
     ],

@@ -89,11 +89,27 @@ def r1_penalty(critic, real) -> tf.Tensor:
     return tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=1))
 
 
-def kl_divergence(mean, log_var) -> tf.Tensor:
-    """KL(N(mean, exp(log_var)) || N(0, I)), summed over dims, mean over the batch."""
+def kl_per_example(mean, log_var) -> tf.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, I)) summed over dims: one value per example (N,)."""
     mean, log_var = _f32(mean), _f32(log_var)
     kl = -0.5 * (1.0 + log_var - tf.square(mean) - tf.exp(log_var))
-    return tf.reduce_mean(tf.reduce_sum(kl, axis=-1))
+    return tf.reduce_sum(kl, axis=-1)
+
+
+def kl_divergence(mean, log_var) -> tf.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, I)), summed over dims, mean over the batch."""
+    return tf.reduce_mean(kl_per_example(mean, log_var))
+
+
+def bernoulli_per_example(images, reconstructions) -> tf.Tensor:
+    """Binary cross-entropy of images in [-1, 1] as pixel probabilities, summed per example (N,).
+
+    DP-SGD clips each example's gradient, so it needs the terms unreduced.
+    """
+    target = (_f32(images) + 1.0) / 2.0
+    p = tf.clip_by_value((_f32(reconstructions) + 1.0) / 2.0, 1e-6, 1.0 - 1e-6)
+    bce = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
+    return tf.reduce_sum(tf.reshape(bce, [tf.shape(bce)[0], -1]), axis=1)
 
 
 def bernoulli_reconstruction(images, reconstructions) -> tf.Tensor:
@@ -101,10 +117,7 @@ def bernoulli_reconstruction(images, reconstructions) -> tf.Tensor:
 
     Summed over pixels, averaged over the batch (the usual VAE likelihood term).
     """
-    target = (_f32(images) + 1.0) / 2.0
-    p = tf.clip_by_value((_f32(reconstructions) + 1.0) / 2.0, 1e-6, 1.0 - 1e-6)
-    bce = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
-    return tf.reduce_mean(tf.reduce_sum(tf.reshape(bce, [tf.shape(bce)[0], -1]), axis=1))
+    return tf.reduce_mean(bernoulli_per_example(images, reconstructions))
 
 
 # loss option -> (discriminator loss, generator loss)

@@ -28,6 +28,8 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         beta: KL weight.
         class_names, class_counts: as for `GAN`.
         seed: seed of the sampling noise.
+        dp: a `tfsynth.privacy.PrivacyPlan` (or its dict) to train encoder
+            and decoder with DP-SGD (`tfsynth.privacy.vae`); None trains as usual.
 
     Example:
 
@@ -54,6 +56,7 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         class_names: Sequence[str] | None = None,
         class_counts: Sequence[int] | None = None,
         seed: int | None = None,
+        dp=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +75,11 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rec_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.dp = None
+        if dp is not None:
+            from tfsynth.privacy.vae import make_private
+
+            make_private(self, dp)
         self.built = True
 
     @property
@@ -100,6 +108,10 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         return self.decoder(self._with_labels(z_mean, labels), training=training)
 
     def train_step(self, data):
+        if self.dp is not None:
+            from tfsynth.privacy.vae import private_train_step
+
+            return private_train_step(self, data)
         images, labels = self._unpack(data)
         seed = _trainer.replica_seed(self.seed_generator.next())
         with tf.GradientTape() as tape:
@@ -118,7 +130,10 @@ class VAE(_trainer.OneOptimizerCompile, _trainer.ConditionalTrainer):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self):
-        return {**super().get_config(), "beta": self.beta}
+        config = {**super().get_config(), "beta": self.beta}
+        if self.dp is not None:
+            config["dp"] = self.dp.to_dict()
+        return config
 
 
 def build_vae(

@@ -1,7 +1,8 @@
 """Differential privacy: DP-SGD training with an accountant, and what it guarantees.
 
 `tfsynth train --dp-epsilon E` trains a GAN whose discriminator takes
-DP-SGD steps (`tfsynth.privacy.gan` says what is private); the noise comes
+DP-SGD steps (`tfsynth.privacy.gan` says what is private) or a VAE whose
+whole loss does (`tfsynth.privacy.vae`); the noise comes
 from the budget through Google's dp-accounting (`accountant`). The
 membership-inference audit that tests the guarantee is in
 `tfsynth.evaluation.privacy`.

@@ -29,9 +29,16 @@ Example:
 
 from __future__ import annotations
 
+import secrets
+
 import tensorflow as tf
 
+from tfsynth.errors import ConfigError
+
 PER_EXAMPLE_METHODS = ("vectorized_map", "jacobian")
+# Layers that mix the examples of a batch: with them, one example's
+# gradient depends on the others and per-example clipping bounds nothing.
+BATCH_MIXING = ("BatchNormalization", "MinibatchStdDev")
 
 
 # The GAN discriminator losses as (real term per example, fake term batch mean):
@@ -118,3 +125,45 @@ def private_gradient(
             )
         out.append(total / denominator)
     return out, losses
+
+
+# -- what the GAN and VAE private steps share --------------------------------
+def refuse_batch_mixing(network, what: str) -> None:
+    """Raises ConfigError when `network` has a layer that mixes the examples of a batch."""
+    mixing = [
+        layer.name for layer in network._flatten_layers() if type(layer).__name__ in BATCH_MIXING
+    ]
+    if mixing:
+        raise ConfigError(f"dp: the {what}'s {mixing[0]} mixes the examples of a batch")
+
+
+def attach(trainer, plan) -> None:
+    """Sets `trainer.dp`, drops its class counts and draws the secret keys.
+
+    The class counts are a count of training examples per class, released
+    without noise: a DP trainer keeps none (so no `generate --labels match`).
+    The keys of the noise and of the Poisson draws come from the OS and are
+    never saved: noise that the run's seed could regenerate voids the guarantee.
+    """
+    trainer.dp = plan
+    trainer.class_counts = None
+    trainer._dp_key, trainer._dp_sampling_key = secrets.randbits(31), secrets.randbits(31)
+
+
+def step_key(trainer, optimizer):
+    """The (2,) secret seed of this step's noise: the trainer's key and the step."""
+    step = tf.cast(optimizer.iterations, tf.int64)
+    return tf.stack([tf.constant(trainer._dp_key, tf.int64), step])
+
+
+def batch_weights(data, n):
+    """(n,) weights of a `poisson_batches` batch (0 marks padding); all 1 without weights."""
+    if isinstance(data, (tuple, list)) and len(data) > 2:
+        return tf.cast(data[2], tf.float32)
+    return tf.ones([n], tf.float32)
+
+
+def refuse_replicas() -> None:
+    """DP-SGD's per-example clipping and its one noise draw assume one device."""
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        raise ConfigError("dp: DP training runs on one device (--strategy none)")

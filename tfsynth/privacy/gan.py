@@ -26,19 +26,14 @@ bit-reproducible from its seed.
 
 from __future__ import annotations
 
-import secrets
-
 import tensorflow as tf
 
 from tfsynth.errors import ConfigError
 from tfsynth.models import _trainer
 from tfsynth.models.diffaugment import diff_augment
+from tfsynth.privacy import dpsgd
 from tfsynth.privacy.dpsgd import D_LOSS_TERMS, private_gradient
 from tfsynth.privacy.plan import PrivacyPlan
-
-# Layers that mix the examples of a batch: with them, one example's
-# gradient depends on the others and per-example clipping bounds nothing.
-_BATCH_MIXING = ("BatchNormalization", "MinibatchStdDev")
 
 
 def make_private(gan, dp):
@@ -55,16 +50,8 @@ def make_private(gan, dp):
             f"without penalties; got loss={gan.loss_name}, n_critic={gan.n_critic}, "
             f"r1_gamma={gan.r1_gamma}"
         )
-    mixing = [
-        layer.name
-        for layer in gan.discriminator._flatten_layers()
-        if type(layer).__name__ in _BATCH_MIXING
-    ]
-    if mixing:
-        raise ConfigError(f"dp: the discriminator's {mixing[0]} mixes the examples of a batch")
-    gan.dp = plan
-    gan.class_counts = None
-    gan._dp_key, gan._dp_sampling_key = secrets.randbits(31), secrets.randbits(31)
+    dpsgd.refuse_batch_mixing(gan.discriminator, "discriminator")
+    dpsgd.attach(gan, plan)
     return gan
 
 
@@ -87,13 +74,10 @@ def private_train_step(gan, data, method: str = "vectorized_map") -> dict:
     `data` is (images, labels, weights) from `poisson_batches` (weights 0
     mark padding rows); without weights every row counts.
     """
-    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-        raise ConfigError("dp: DP training runs on one device (--strategy none)")
+    dpsgd.refuse_replicas()
     plan = gan.dp
     real, labels = gan._unpack(data)
-    n = tf.shape(real)[0]
-    has_weights = isinstance(data, (tuple, list)) and len(data) > 2
-    weights = tf.cast(data[2], tf.float32) if has_weights else tf.ones([n], tf.float32)
+    weights = dpsgd.batch_weights(data, tf.shape(real)[0])
     seed = _trainer.replica_seed(gan.seed_generator.next())
     d_vars = gan.discriminator.trainable_variables
     g_vars = gan.generator.trainable_variables
@@ -106,8 +90,7 @@ def private_train_step(gan, data, method: str = "vectorized_map") -> dict:
     def per_example(x, y=None):
         return real_term(gan.discriminator(gan._with_labels(x, y), training=True))[:, 0]
 
-    step = tf.cast(gan.d_optimizer.iterations, tf.int64)
-    key = tf.stack([tf.constant(gan._dp_key, tf.int64), step])
+    key = dpsgd.step_key(gan, gan.d_optimizer)
     real_grads, real_losses = private_gradient(
         per_example, d_vars, (real, labels) if gan.num_classes else (real,), weights,
         clip=plan.clip, noise_multiplier=plan.noise_multiplier,

@@ -21,8 +21,9 @@ from tfsynth.privacy.config import DPConfig
 from tfsynth.privacy.sampling import TRUNCATION_SHARE, physical_batch_size
 
 # The models DP-SGD supports: GANs whose discriminator loss splits into
-# per-example real terms (no gradient penalty on real data, one critic step).
-DP_MODELS = ("dcgan", "hinge", "cgan")
+# per-example real terms (no gradient penalty on real data, one critic step),
+# and the VAEs, whose whole loss is a sum over examples.
+DP_MODELS = ("dcgan", "hinge", "cgan", "vae", "cvae")
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,13 @@ class PrivacyPlan:
 def check_model(model: str, *, loss: str | None, n_critic: int | None, precision: str) -> None:
     """Raises ConfigError when DP-SGD does not support this model or setting."""
     if model not in DP_MODELS:
+        why = (
+            "the diffusion trainer has no DP-SGD step"
+            if model == "ddpm"
+            else "its real-data gradients are not clipped per example"
+        )
         raise ConfigError(
-            f"--dp-epsilon: DP training supports {', '.join(DP_MODELS)}, not {model!r} "
-            "(its real-data gradients are not clipped per example)"
+            f"--dp-epsilon: DP training supports {', '.join(DP_MODELS)}, not {model!r} ({why})"
         )
     if loss == "wgan-gp":
         raise ConfigError(

@@ -46,12 +46,14 @@ def make_trainer_private(trainer, plan: dict | None):
     """`trainer` training with DP-SGD under `plan`; unchanged when `plan` is None."""
     if plan is None:
         return trainer
-    from tfsynth.models import GAN
-    from tfsynth.privacy.gan import make_private
+    from tfsynth.models import GAN, VAE
+    from tfsynth.privacy import gan, vae
 
-    if not isinstance(trainer, GAN):
-        raise ConfigError(f"dp: DP training supports GANs, not a {type(trainer).__name__}")
-    return make_private(trainer, plan)
+    if isinstance(trainer, GAN):
+        return gan.make_private(trainer, plan)
+    if isinstance(trainer, VAE):
+        return vae.make_private(trainer, plan)
+    raise ConfigError(f"dp: DP training supports GANs and VAEs, not a {type(trainer).__name__}")
 
 
 def epoch_batches(trainer, data, batch_size, steps_per_epoch, *, seed, start_step, stop_step):
