@@ -192,7 +192,7 @@ class EpochWork:
 
     >>> work = EpochWork(every=10)
     >>> [work.due(step, epoch, epochs=5) for epoch, step in enumerate([4, 8, 12, 16, 20])]
-    [True, False, True, False, True]
+    [True, False, False, True, True]
     """
 
     def __init__(self, every: int = MIN_EPOCH_STEPS):
