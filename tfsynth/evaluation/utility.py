@@ -155,13 +155,7 @@ def utility_metrics(
     sizes, do_curve = _curve_sizes(low_data_sizes, len(real)), bool(low_data_sizes)
     with reuse_compiled():  # one traced step per budget, not per model
         for seed in seeds:
-            if "trtr" not in known:
-                m_real = train(real, seed)
-                runs["trtr"].append(accuracy(m_real, test))
-                runs["trts"].append(accuracy(m_real, synthetic))
-            runs["tstr"].append(accuracy(train(synthetic, seed), test))
-            if "fused" not in known:
-                runs["fused"].append(accuracy(train(fused_ds, seed), test))
+            _seed_runs(runs, train, seed, real, synthetic, test, fused_ds, known)
             if do_curve:
                 i = len(runs["tstr"]) - 1
                 full = (
@@ -181,6 +175,17 @@ def utility_metrics(
     out["utility_steps"] = budget
     out["utility_seconds"] = time.perf_counter() - t0
     return out
+
+
+def _seed_runs(runs, train, seed: int, real, synthetic, test, fused_ds, known) -> None:
+    """Trains one seed's TRTR (with TRTS), TSTR and D' models, unless `known`; appends to `runs`."""
+    if "trtr" not in known:
+        m_real = train(real, seed)
+        runs["trtr"].append(accuracy(m_real, test))
+        runs["trts"].append(accuracy(m_real, synthetic))
+    runs["tstr"].append(accuracy(train(synthetic, seed), test))
+    if "fused" not in known:
+        runs["fused"].append(accuracy(train(fused_ds, seed), test))
 
 
 def _curve_sizes(low_data_sizes, n_real: int) -> list[int]:
