@@ -150,20 +150,34 @@ def attach(trainer, plan) -> None:
     trainer._dp_key, trainer._dp_sampling_key = secrets.randbits(31), secrets.randbits(31)
 
 
-def step_key(trainer, optimizer):
-    """The (2,) secret seed of this step's noise: the trainer's key and the step."""
-    step = tf.cast(optimizer.iterations, tf.int64)
-    return tf.stack([tf.constant(trainer._dp_key, tf.int64), step])
+def step_inputs(trainer, data):
+    """(images, labels, weights, seed) of one private step.
 
+    Refuses several replicas (per-example clipping and the one noise draw
+    assume one device); `weights` (N,) are a `poisson_batches` batch's (0
+    marks padding), all 1 without weights; `seed` is the step's draw of the
+    trainer's seed generator.
+    """
+    from tfsynth.models import _trainer
 
-def batch_weights(data, n):
-    """(n,) weights of a `poisson_batches` batch (0 marks padding); all 1 without weights."""
-    if isinstance(data, (tuple, list)) and len(data) > 2:
-        return tf.cast(data[2], tf.float32)
-    return tf.ones([n], tf.float32)
-
-
-def refuse_replicas() -> None:
-    """DP-SGD's per-example clipping and its one noise draw assume one device."""
     if tf.distribute.get_strategy().num_replicas_in_sync > 1:
         raise ConfigError("dp: DP training runs on one device (--strategy none)")
+    images, labels = trainer._unpack(data)
+    if isinstance(data, (tuple, list)) and len(data) > 2:
+        weights = tf.cast(data[2], tf.float32)
+    else:
+        weights = tf.ones([tf.shape(images)[0]], tf.float32)
+    return images, labels, weights, _trainer.replica_seed(trainer.seed_generator.next())
+
+
+def planned_gradient(trainer, optimizer, per_example_loss, variables, inputs, weights, method):
+    """`private_gradient` under `trainer.dp`, its noise keyed by the secret key and `optimizer`'s step."""
+    plan = trainer.dp
+    key = tf.stack(
+        [tf.constant(trainer._dp_key, tf.int64), tf.cast(optimizer.iterations, tf.int64)]
+    )
+    return private_gradient(
+        per_example_loss, variables, inputs, weights, clip=plan.clip,
+        noise_multiplier=plan.noise_multiplier, denominator=float(plan.batch_size), seed=key,
+        method=method,
+    )  # fmt: skip

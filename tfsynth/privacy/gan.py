@@ -29,10 +29,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfsynth.errors import ConfigError
-from tfsynth.models import _trainer
 from tfsynth.models.diffaugment import diff_augment
 from tfsynth.privacy import dpsgd
-from tfsynth.privacy.dpsgd import D_LOSS_TERMS, private_gradient
+from tfsynth.privacy.dpsgd import D_LOSS_TERMS
 from tfsynth.privacy.plan import PrivacyPlan
 
 
@@ -74,15 +73,11 @@ def private_train_step(gan, data, method: str = "vectorized_map") -> dict:
     `data` is (images, labels, weights) from `poisson_batches` (weights 0
     mark padding rows); without weights every row counts.
     """
-    dpsgd.refuse_replicas()
-    plan = gan.dp
-    real, labels = gan._unpack(data)
-    weights = dpsgd.batch_weights(data, tf.shape(real)[0])
-    seed = _trainer.replica_seed(gan.seed_generator.next())
+    real, labels, weights, seed = dpsgd.step_inputs(gan, data)
     d_vars = gan.discriminator.trainable_variables
     g_vars = gan.generator.trainable_variables
     with tf.GradientTape() as g_tape, tf.GradientTape() as f_tape:
-        d_fake, g_loss = _fakes(gan, plan.batch_size, seed)
+        d_fake, g_loss = _fakes(gan, gan.dp.batch_size, seed)
     if gan._augment:  # per image: augmenting the batch first mixes no examples
         real = diff_augment(real, gan._augment, seed)
     real_term = D_LOSS_TERMS[gan.loss_name][0]
@@ -90,12 +85,10 @@ def private_train_step(gan, data, method: str = "vectorized_map") -> dict:
     def per_example(x, y=None):
         return real_term(gan.discriminator(gan._with_labels(x, y), training=True))[:, 0]
 
-    key = dpsgd.step_key(gan, gan.d_optimizer)
-    real_grads, real_losses = private_gradient(
-        per_example, d_vars, (real, labels) if gan.num_classes else (real,), weights,
-        clip=plan.clip, noise_multiplier=plan.noise_multiplier,
-        denominator=float(plan.batch_size), seed=key, method=method,
-    )  # fmt: skip
+    inputs = (real, labels) if gan.num_classes else (real,)
+    real_grads, real_losses = dpsgd.planned_gradient(
+        gan, gan.d_optimizer, per_example, d_vars, inputs, weights, method
+    )
     fake_grads = f_tape.gradient(d_fake, d_vars)
     grads = [r if f is None else r + f for r, f in zip(real_grads, fake_grads)]
     gan.d_optimizer.apply_gradients(zip(grads, d_vars))

@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfsynth.models import _trainer, losses
+from tfsynth.models import losses
 from tfsynth.privacy import dpsgd
-from tfsynth.privacy.dpsgd import private_gradient
 from tfsynth.privacy.plan import PrivacyPlan
 
 
@@ -70,11 +69,7 @@ def private_train_step(vae, data, method: str = "vectorized_map") -> dict:
     `data` is (images, labels, weights) from `poisson_batches` (weights 0
     mark padding rows); without weights every row counts.
     """
-    dpsgd.refuse_replicas()
-    plan = vae.dp
-    images, labels = vae._unpack(data)
-    weights = dpsgd.batch_weights(data, tf.shape(images)[0])
-    seed = _trainer.replica_seed(vae.seed_generator.next())
+    images, labels, weights, seed = dpsgd.step_inputs(vae, data)
     # The noise is an input, one row per example, so that vectorizing over
     # examples gives each the draw the batch would.
     eps = tf.random.stateless_normal([tf.shape(images)[0], vae.latent_dim], seed=seed)
@@ -86,12 +81,10 @@ def private_train_step(vae, data, method: str = "vectorized_map") -> dict:
     variables = vae.trainable_variables
     # A metric only (not private): the pre-update losses of the drawn rows.
     rec, kl = loss_terms(vae, images, eps, labels)
-    grads, _ = private_gradient(
-        per_example, variables, (images, eps, labels) if vae.num_classes else (images, eps),
-        weights, clip=plan.clip, noise_multiplier=plan.noise_multiplier,
-        denominator=float(plan.batch_size), seed=dpsgd.step_key(vae, vae.optimizer),
-        method=method,
-    )  # fmt: skip
+    inputs = (images, eps, labels) if vae.num_classes else (images, eps)
+    grads, _ = dpsgd.planned_gradient(
+        vae, vae.optimizer, per_example, variables, inputs, weights, method
+    )
     vae.optimizer.apply_gradients(zip(grads, variables))
     vae.loss_tracker.update_state(rec + vae.beta * kl, sample_weight=weights)
     vae.rec_tracker.update_state(rec, sample_weight=weights)
