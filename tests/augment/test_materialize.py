@@ -58,6 +58,21 @@ def test_any_index_range_reproduces_the_full_run(data):
     assert not np.array_equal(other["image"], full["image"][:20])
 
 
+def test_a_spec_is_one_policy_with_a_fresh_policys_output(data):
+    # Fusion asks per class and shard; a new policy per call retraced each time.
+    from tfsynth.augment.materialize import shared_policy
+    from tfsynth.augment.policy import build_policy
+
+    cached = shared_policy("rotate:15,erase:0.25", 4, data.num_classes)
+    assert shared_policy({"rotate": 15, "erase": 0.25}, 4, data.num_classes) is cached
+    assert shared_policy("rotate:15,erase:0.25", 5, data.num_classes) is not cached
+    mine = build_policy("rotate:15,erase:0.25", seed=4, num_classes=data.num_classes)
+    assert shared_policy(mine, 4, data.num_classes) is mine  # a policy object is used as given
+    a, _ = _collect(augment_batches(data, "rotate:15,erase:0.25", 30, seed=4))
+    b, _ = _collect(augment_batches(data, mine, 30, seed=4))
+    np.testing.assert_array_equal(a["image"], b["image"])
+
+
 def test_mixing_policy_gives_soft_labels(data):
     cols, _ = _collect(augment_batches(data, "mixup:0.4", 24, seed=0, batch_size=24))
     soft = cols["soft_label"]

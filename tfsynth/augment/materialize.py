@@ -16,6 +16,7 @@ byte-identical:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -57,6 +58,28 @@ def source_indices(num_source: int, start: int, stop: int, seed: int) -> np.ndar
     return out
 
 
+def shared_policy(policy, seed: int, num_classes: int | None) -> AugmentationPolicy:
+    """The policy of a spec, one per (spec, seed, K) while the process lives.
+
+    Fusion asks for the same spec once per shard and search candidate, and
+    a fresh policy is a fresh `tf.function`: tracing it cost more than
+    augmenting. A policy object is used as it is.
+
+    >>> shared_policy("rotate:10", 0, 10) is shared_policy({"rotate": 10}, 0, 10)
+    True
+    """
+    if isinstance(policy, Mapping):
+        policy = build_policy(policy).spec
+    if not isinstance(policy, str):  # a policy object, or a bad value build_policy names
+        return build_policy(policy, seed=seed, num_classes=num_classes)
+    return _spec_policy(policy, seed, num_classes)
+
+
+@functools.lru_cache(maxsize=16)
+def _spec_policy(spec: str, seed: int, num_classes: int | None) -> AugmentationPolicy:
+    return build_policy(spec, seed=seed, num_classes=num_classes)
+
+
 def augment_batches(
     dataset: ImageDataset,
     policy: str | Mapping[str, Any] | AugmentationPolicy,
@@ -93,7 +116,7 @@ def augment_batches(
     start = _check_int("start", start, 0)
     batch_size = _check_int("batch_size", batch_size, 1)
     seed = _check_int("seed", seed, 0)
-    policy = build_policy(policy, seed=seed, num_classes=dataset.num_classes)
+    policy = shared_policy(policy, seed, dataset.num_classes)
     images, labels = dataset.numpy()
     first, last = start // BLOCK_SIZE, (start + n - 1) // BLOCK_SIZE
     blocks = np.arange(first, last + 1, dtype=np.int64)

@@ -243,12 +243,13 @@ class AugmentSource(Source):
     flexible = True
 
     def __init__(self, real: ArraySource, policy: str, seed: int, class_names):
-        from tfsynth.augment import build_policy
+        from tfsynth.augment.materialize import shared_policy
 
         self.name = "aug"
         self.real = real
         self.class_names = list(class_names)
-        self.policy = build_policy(policy, seed=seed, num_classes=len(self.class_names))
+        # Shared: fusion builds a source per shard and the search per candidate.
+        self.policy = shared_policy(policy, seed, len(self.class_names))
         self.soft_labels = bool(getattr(self.policy, "label_mixing", False))
         self.seed = seed
         self.seq = np.zeros(0, np.int64)
