@@ -74,18 +74,3 @@ def test_bad_arguments():
     m = build_classifier((16, 16, 1), 2, width=4)
     with pytest.raises(DataError, match="uint8"):
         predict_labels(m, np.zeros((2, 16, 16, 1), np.float32))
-
-
-def test_steps_per_execution_trains_the_same_weights(monkeypatch):
-    # Several optimizer steps per compiled call: the same steps, the same result.
-    import tfsynth.evaluation.classifier as classifier
-
-    ds = separable()
-    args = dict(steps=24, seed=3, batch_size=8, width=4)
-    many = train_classifier(ds, **args)
-    assert many.steps_per_execution == 12 and int(many.optimizer.iterations) == 24
-    monkeypatch.setattr(classifier, "STEPS_PER_EXECUTION", 1)
-    one = train_classifier(ds, **args)
-    assert one.steps_per_execution == 1 and int(one.optimizer.iterations) == 24
-    for a, b in zip(many.get_weights(), one.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -31,10 +31,6 @@ from tfsynth.errors import ConfigError, DataError
 
 FEATURE_LAYER = "features"
 DROPOUT = 0.3
-# Optimizer steps per call of the compiled train function (a divisor of the
-# budget, so every call runs the same loop): the same steps and weights,
-# with less per-step dispatch (bench/results/validation_stage.json).
-STEPS_PER_EXECUTION = 16
 # recipe key -> compiled model, while a `reuse_compiled()` block is open.
 _COMPILED: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "tfsynth_compiled_classifiers", default=None
@@ -263,7 +259,6 @@ def _fresh_compiled(image_shape, num_classes, width, feature_dim, seed, learning
             ),
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            steps_per_execution=steps_per_execution(steps),
         )
         if cache is not None:
             cache[key] = fresh
@@ -274,15 +269,6 @@ def _fresh_compiled(image_shape, num_classes, width, feature_dim, seed, learning
     for v in model.optimizer.variables:  # the step count and Adam's moments
         v.assign(keras.ops.zeros_like(v))
     return model
-
-
-def steps_per_execution(steps: int) -> int:
-    """The largest divisor of `steps` up to STEPS_PER_EXECUTION.
-
-    >>> steps_per_execution(880), steps_per_execution(300), steps_per_execution(13)
-    (16, 15, 13)
-    """
-    return max(d for d in range(1, min(STEPS_PER_EXECUTION, steps) + 1) if steps % d == 0)
 
 
 def _check_compatible(dataset: ImageDataset, image_shape, num_classes: int) -> None:
