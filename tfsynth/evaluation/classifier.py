@@ -28,6 +28,7 @@ import numpy as np
 
 from tfsynth.data.dataset import ImageDataset
 from tfsynth.errors import ConfigError, DataError
+from tfsynth.evaluation.train_loop import TrainLoop, batch_order
 
 FEATURE_LAYER = "features"
 DROPOUT = 0.3
@@ -151,29 +152,25 @@ def train_classifier(
     epochs: int = DEFAULT_EPOCHS,
     seed: int = 0,
     batch_size: int = 64,
-    validation: ImageDataset | None = None,
     width: int = 16,
     feature_dim: int = 128,
     learning_rate: float = 2e-3,
     num_classes: int | None = None,
     min_steps: int = 0,
     steps: int | None = None,
-    verbose: int = 0,
 ) -> keras.Model:
     """Trains the fixed classifier on `dataset` and returns the Keras model.
 
     The recipe is fixed on purpose (Adam with a cosine-decayed learning
-    rate, cross-entropy on one-hot or soft labels, seeded shuffling,
-    dropout and initialization); only its size knobs are arguments. The
-    returned model keeps its `history` attribute.
+    rate, cross-entropy on one-hot or soft labels, seeded batch order,
+    dropout and initialization); only its size knobs are arguments.
 
     Args:
         dataset: labelled images (uint8); a ``soft_label`` extra column
             (N, K) is used as the target when present.
         epochs: passes over the data (sets the step budget, see `step_budget`).
-        seed: seeds initialization, dropout and shuffling.
+        seed: seeds initialization, dropout and the batch order.
         batch_size: examples per step.
-        validation: optional dataset evaluated at the end.
         width, feature_dim: network size, see `build_classifier`.
         learning_rate: Adam's initial learning rate.
         num_classes: defaults to ``dataset.num_classes``.
@@ -181,7 +178,6 @@ def train_classifier(
             set is not compared undertrained.
         steps: an explicit step budget instead of `epochs` and `min_steps`
             (the same budget for D and D' in the utility comparisons).
-        verbose: Keras fit verbosity.
 
     Example:
 
@@ -191,42 +187,78 @@ def train_classifier(
     >>> predict_labels(model, ds.images).shape
     (8,)
     """
+    return train_classifiers(
+        dataset, seeds=[seed], epochs=epochs, batch_size=batch_size, width=width,
+        feature_dim=feature_dim, learning_rate=learning_rate, num_classes=num_classes,
+        min_steps=min_steps, steps=steps,
+    )[0]  # fmt: skip
+
+
+def train_classifiers(
+    datasets: ImageDataset | Sequence[ImageDataset],
+    *,
+    seeds: Sequence[int],
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = 64,
+    width: int = 16,
+    feature_dim: int = 128,
+    learning_rate: float = 2e-3,
+    num_classes: int | None = None,
+    min_steps: int = 0,
+    steps: int | None = None,
+) -> list[keras.Model]:
+    """One fixed classifier per seed, trained side by side (`tfsynth.evaluation.train_loop`).
+
+    Model i trains on `datasets` (or ``datasets[i]``) with ``seeds[i]``,
+    exactly as `train_classifier` would train it alone; all get one step
+    budget (that of the first dataset unless `steps` is given). The other
+    arguments are `train_classifier`'s.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ds = ImageDataset(np.zeros((8, 16, 16, 1), np.uint8), np.arange(8) % 2)
+    >>> [m.name for m in train_classifiers(ds, seeds=[0, 1], epochs=1, batch_size=4, width=4)]
+    ['tfsynth_classifier', 'tfsynth_classifier']
+    """
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if steps is not None and steps < 1:
         raise ConfigError(f"steps: expected a positive step budget, got {steps}")
-    dataset.require_labels("training a classifier")
-    num_classes = num_classes or dataset.num_classes
-    if dataset.num_classes != num_classes:
-        raise DataError(
-            f"{dataset.name}: has {dataset.num_classes} classes, expected {num_classes}"
-        )
+    seeds = [int(s) for s in seeds]
+    many = not isinstance(datasets, ImageDataset)
+    datasets = list(datasets) if many else [datasets] * len(seeds)
+    if not seeds or len(datasets) != len(seeds):
+        raise ConfigError(f"expected one seed per dataset, got {len(seeds)} for {len(datasets)}")
+    num_classes = num_classes or datasets[0].num_classes
+    for ds in datasets:
+        ds.require_labels("training a classifier")
+        _check_compatible(ds, datasets[0].shape, num_classes)
     if steps is None:
-        steps = step_budget(len(dataset), epochs=epochs, batch_size=batch_size, min_steps=min_steps)
-    model = _fresh_compiled(
-        dataset.shape, num_classes, width, feature_dim, seed, learning_rate, steps
+        steps = step_budget(
+            len(datasets[0]), epochs=epochs, batch_size=batch_size, min_steps=min_steps
+        )
+    recipe = (tuple(datasets[0].shape), num_classes, width, feature_dim, learning_rate, steps)
+    loop = _fresh_loop(recipe, seeds)
+    loop.fit(
+        [
+            (ds.images, _targets(ds), batch_order(len(ds), batch_size, steps, seed))
+            for ds, seed in zip(datasets, seeds)
+        ]
     )
-    train = _input(dataset.images, _targets(dataset), batch_size, seed).repeat()
-    val = None
-    if validation is not None:
-        _check_compatible(validation, dataset.shape, num_classes)
-        val = _input(validation.images, _targets(validation), 256, None)
-    model.fit(
-        train, epochs=1, steps_per_epoch=steps, validation_data=val, verbose=verbose, shuffle=False
-    )
-    return model
+    return list(loop.models)
 
 
 @contextlib.contextmanager
 def reuse_compiled() -> Iterator[None]:
-    """Inside this block `train_classifier` reuses one compiled model per recipe.
+    """Inside this block `train_classifier(s)` reuses one traced loop per recipe.
 
-    Each training then starts from the state a fresh model of its seed
+    Each training then starts from the state fresh models of its seeds
     would have (weights, dropout seeds, zeroed optimizer slots and step
-    count), so its result is the same, but the train and predict functions
-    are traced once per recipe instead of once per model. A model returned
-    inside the block is only valid until the next `train_classifier` call
-    with the same recipe: score it before training the next one.
+    counts), so its result is the same, but the training loop is traced
+    once per recipe (and number of models) instead of once per training.
+    A model returned inside the block is only valid until the next
+    training with the same recipe: score it before training the next one.
 
     Example:
 
@@ -245,30 +277,21 @@ def reuse_compiled() -> Iterator[None]:
         _COMPILED.reset(token)
 
 
-def _fresh_compiled(image_shape, num_classes, width, feature_dim, seed, learning_rate, steps):
-    """A compiled classifier in the initial state of `seed` (see `reuse_compiled`)."""
-    fresh = build_classifier(image_shape, num_classes, width, feature_dim, seed=seed)
+def _fresh_loop(recipe: tuple, seeds: Sequence[int]) -> TrainLoop:
+    """A `TrainLoop` whose models are in the initial state of `seeds` (see `reuse_compiled`)."""
+    shape, num_classes, width, feature_dim, learning_rate, steps = recipe
+    fresh = [build_classifier(shape, num_classes, width, feature_dim, seed=s) for s in seeds]
     cache = _COMPILED.get()
-    key = (tuple(image_shape), num_classes, width, feature_dim, learning_rate, steps)
-    model = None if cache is None else cache.get(key)
-    if model is None:
-        fresh.compile(
-            optimizer=keras.optimizers.Adam(
-                # decay_steps is a constant of the traced step: part of the key.
-                keras.optimizers.schedules.CosineDecay(learning_rate, steps)
-            ),
-            loss=keras.losses.CategoricalCrossentropy(),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
+    # decay_steps is a constant of the traced loop: the budget is part of the key.
+    key = (*recipe, len(seeds))
+    loop = None if cache is None else cache.get(key)
+    if loop is None:
+        loop = TrainLoop(fresh, learning_rate=learning_rate, steps=steps)
         if cache is not None:
-            cache[key] = fresh
-        return fresh
-    # Weights and the dropout layers' seed states are all in `variables`.
-    for target, source in zip(model.variables, fresh.variables):
-        target.assign(source)
-    for v in model.optimizer.variables:  # the step count and Adam's moments
-        v.assign(keras.ops.zeros_like(v))
-    return model
+            cache[key] = loop
+        return loop
+    loop.reset(fresh)
+    return loop
 
 
 def _check_compatible(dataset: ImageDataset, image_shape, num_classes: int) -> None:

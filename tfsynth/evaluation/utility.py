@@ -33,7 +33,7 @@ from tfsynth.evaluation.classifier import (
     accuracy,
     reuse_compiled,
     step_budget,
-    train_classifier,
+    train_classifiers,
 )
 
 DEFAULT_LOW_DATA_SIZES = (100, 500, 1000)
@@ -143,31 +143,29 @@ def utility_metrics(
     recipe = {"epochs": epochs, "batch_size": batch_size, "width": width, "min_steps": min_steps}
     budget = step_budget(len(real), epochs=epochs, batch_size=batch_size, min_steps=min_steps)
 
-    def train(ds: ImageDataset, seed: int, steps: int = budget):
-        return train_classifier(ds, seed=seed, batch_size=batch_size, width=width, steps=steps)
+    def scores(data, *on: ImageDataset, steps: int = budget) -> list[list[float]]:
+        """Per set in `on`: the accuracy of each seed's model, trained side by side on `data`."""
+        models = train_classifiers(
+            data, seeds=seeds, batch_size=batch_size, width=width, steps=steps
+        )
+        return [[accuracy(m, ds) for m in models] for ds in on]
 
-    train.recipe = recipe
     real_plus_syn = concat([real, synthetic], name="real+synthetic")
     fused_ds = fused if fused is not None else real_plus_syn
     runs: dict[str, list[float]] = {k: list(known.get(k, [])) for k in ("trtr", "fused")}
-    runs.update(trts=[], tstr=[])
-    curve: dict[tuple[int, str], list[float]] = {}
+    runs["trts"] = []
     sizes, do_curve = _curve_sizes(low_data_sizes, len(real)), bool(low_data_sizes)
-    with reuse_compiled():  # one traced step per budget, not per model
-        for seed in seeds:
-            _seed_runs(runs, train, seed, real, synthetic, test, fused_ds, known)
-            if do_curve:
-                i = len(runs["tstr"]) - 1
-                full = (
-                    (None, None)
-                    if known
-                    else (runs["trtr"][i], runs["fused"][i] if fused is None else None)
-                )
-                for n in sizes:
-                    for kind, acc in _curve_point(
-                        real, synthetic, test, n, seed, full, train
-                    ).items():
-                        curve.setdefault((n, kind), []).append(acc)
+    with reuse_compiled():  # one traced loop per budget, not per model
+        if "trtr" not in known:
+            runs["trtr"], runs["trts"] = scores(real, test, synthetic)
+        [runs["tstr"]] = scores(synthetic, test)
+        if "fused" not in known:
+            [runs["fused"]] = scores(fused_ds, test)
+        curve = {}
+        reuse = (runs["trtr"], runs["fused"] if fused is None else None)
+        for n in sizes if do_curve else ():
+            full = (None, None) if known else reuse
+            curve.update(_curve_point(real, synthetic, test, n, seeds, full, recipe, scores))
 
     out = _collect(runs, curve, sizes if do_curve else None, known, fused, len(fused_ds))
     out["utility_seeds"] = seeds
@@ -175,17 +173,6 @@ def utility_metrics(
     out["utility_steps"] = budget
     out["utility_seconds"] = time.perf_counter() - t0
     return out
-
-
-def _seed_runs(runs, train, seed: int, real, synthetic, test, fused_ds, known) -> None:
-    """Trains one seed's TRTR (with TRTS), TSTR and D' models, unless `known`; appends to `runs`."""
-    if "trtr" not in known:
-        m_real = train(real, seed)
-        runs["trtr"].append(accuracy(m_real, test))
-        runs["trts"].append(accuracy(m_real, synthetic))
-    runs["tstr"].append(accuracy(train(synthetic, seed), test))
-    if "fused" not in known:
-        runs["fused"].append(accuracy(train(fused_ds, seed), test))
 
 
 def _curve_sizes(low_data_sizes, n_real: int) -> list[int]:
@@ -217,26 +204,28 @@ def _collect(runs, curve, sizes, known, fused, num_fused) -> dict[str, Any]:
     return out
 
 
-def _curve_point(real, synthetic, test, n: int, seed: int, full, train) -> dict[str, float]:
-    """Test accuracy of n real images, alone and with the synthetic set added.
+def _curve_point(real, synthetic, test, n: int, seeds, full, recipe, scores) -> dict:
+    """{(n, "real"): accuracies, (n, "real+synthetic"): accuracies}, one per seed.
 
     At n = len(real) the runs already made for TRTR (and D' when it is real +
-    synthetic) are reused: `full` holds those two accuracies (None: train).
+    synthetic) are reused: `full` holds those two lists (None: train).
+    `scores(data, test, steps=...)` trains one model per seed and tests it.
     """
     if n == len(real):
         real_acc, with_syn = full
         if real_acc is None:
-            real_acc = accuracy(train(real, seed), test)
+            [real_acc] = scores(real, test)
         if with_syn is None:
-            with_syn = accuracy(train(concat([real, synthetic], "real+synthetic"), seed), test)
-        return {"real": real_acc, "real+synthetic": with_syn}
-    part = subset(real, n, seed)
-    r = train.recipe
-    steps = step_budget(n, epochs=r["epochs"], batch_size=r["batch_size"], min_steps=r["min_steps"])
-    aug = concat([part, synthetic], f"{part.name}+syn")
+            [with_syn] = scores(concat([real, synthetic], "real+synthetic"), test)
+        return {(n, "real"): real_acc, (n, "real+synthetic"): with_syn}
+    parts = [subset(real, n, seed) for seed in seeds]
+    steps = step_budget(
+        n, epochs=recipe["epochs"], batch_size=recipe["batch_size"], min_steps=recipe["min_steps"]
+    )
+    with_syn = [concat([part, synthetic], f"{part.name}+syn") for part in parts]
     return {
-        "real": accuracy(train(part, seed, steps), test),
-        "real+synthetic": accuracy(train(aug, seed, steps), test),
+        (n, "real"): scores(parts, test, steps=steps)[0],
+        (n, "real+synthetic"): scores(with_syn, test, steps=steps)[0],
     }
 
 
