@@ -2,13 +2,16 @@
 
 Reruns the run's own `search` and `evaluate` stages (`tfsynth.runner`) on a
 copy of a finished run directory under cProfile, and splits each stage's
-wall time into classifier training (`train_classifier`), building the
+wall time into classifier training (`train_classifiers`), building the
 candidate mixes (augmentation, generation + curation), prediction, the
 distribution and privacy metrics, figures, and the rest:
 
     tfsynth run --out runs/quick          # the quick preset, about 10 minutes
     python bench/validation_stage.py --run runs/quick
+    python bench/validation_stage.py --run runs/quick --plain   # no profiler: stage times only
 
+cProfile slows Python-heavy code (such as a Python call per optimizer
+step), so compare stage times between commits with `--plain`.
 The stage times are comparable with the run's stages.json; the metric
 values of the rerun are recorded next to the run's, so a change that makes
 the stage faster can be checked against the seed spread.
@@ -32,7 +35,7 @@ from _env import ROOT, machine_info  # noqa: E402
 RESULT = ROOT / "bench" / "results" / "validation_stage.json"
 # part -> the tfsynth functions whose cumulative time it is (outermost calls only).
 PARTS = {
-    "classifier training": ["classifier.py:train_classifier"],
+    "classifier training": ["classifier.py:train_classifiers", "classifier.py:train_classifier"],
     "mix: augmentation": ["materialize.py:augmented_blocks"],
     "mix: generation + curation": ["curation.py:batches"],
     "prediction": ["classifier.py:predict_proba"],
@@ -51,17 +54,26 @@ def _matches(key, name: str) -> bool:
 
 
 def _cumulative(stats: pstats.Stats, names: list[str]) -> float:
-    """Cumulative seconds of `names`, less what they spent when called from inside curation."""
+    """Cumulative seconds of `names`, less what they spent when called from inside curation
+    or from another of `names` (so each call is counted once, at its outermost name)."""
     total = 0.0
     for key, (_, _, _, cum, callers) in stats.stats.items():
         if any(_matches(key, n) for n in names):
-            from_curation = sum(c[3] for k, c in callers.items() if _matches(k, "curation.py"))
-            total += cum - (from_curation if not _matches(key, "curation.py") else 0.0)
+            inner = [n for n in names if n != f"{Path(key[0]).name}:{key[2]}"]
+            if not _matches(key, "curation.py"):
+                inner.append("curation.py")
+            total += cum - sum(
+                c[3] for k, c in callers.items() if any(_matches(k, n) for n in inner)
+            )
     return total
 
 
-def profile_stage(work) -> dict:
-    """Wall seconds of `work()` and its split into PARTS (the rest is "other")."""
+def profile_stage(work, plain: bool = False) -> dict:
+    """Wall seconds of `work()` and its split into PARTS (the rest is "other"; none if `plain`)."""
+    if plain:
+        t0 = time.perf_counter()
+        work()
+        return {"seconds": round(time.perf_counter() - t0, 2), "parts": {}}
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.runcall(work)
@@ -79,6 +91,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="a finished `tfsynth run` directory")
     p.add_argument("--out", type=Path, default=RESULT)
+    p.add_argument("--plain", action="store_true", help="time the stages without cProfile")
     args = p.parse_args(argv)
     start = machine_info()
     before = json.loads((args.run / "summary.json").read_text())
@@ -90,8 +103,8 @@ def main(argv=None) -> None:
         r = runner._Run(config, out, log=lambda s: None, verbose=0, saved_models=Path(tmp))
         models = config.train.models
         stages = {
-            "search": profile_stage(lambda: runner._search(r, models)),
-            "evaluate": profile_stage(lambda: runner._evaluate(r)),
+            "search": profile_stage(lambda: runner._search(r, models), args.plain),
+            "evaluate": profile_stage(lambda: runner._evaluate(r), args.plain),
         }
         after = json.loads((out / "evaluation" / "summary.json").read_text())
         search = json.loads((out / "search" / "search.json").read_text())
@@ -100,6 +113,7 @@ def main(argv=None) -> None:
     after["dprime_test_accuracy"] = rows[search["chosen"]]["test_accuracy"]
     _print(stages)
     record = {"benchmark": "validation_stage", "run": str(args.run), "machine": start,
+              "profiled": not args.plain,
               "load_average_at_end": machine_info()["load_average"], "stages": stages,
               "total_seconds": round(sum(s["seconds"] for s in stages.values()), 2),
               "classifier_trainings": search["config"]["seeds"] * len(rows)
@@ -111,7 +125,7 @@ def main(argv=None) -> None:
 
 
 def _print(stages: dict) -> None:
-    names = list(PARTS) + ["other"]
+    names = list(PARTS) + ["other"] if all(st["parts"] for st in stages.values()) else []
     print(f"{'part':28}" + "".join(f"{s:>10}" for s in stages))
     for n in names:
         print(f"{n:28}" + "".join(f"{st['parts'][n]:10.1f}" for st in stages.values()))
