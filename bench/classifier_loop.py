@@ -39,7 +39,9 @@ CASES = ("fit", "loop", "loop_pair")
 def _fit_baseline(train, seed: int):
     """The classifier trained with Keras fit on a tf.data pipeline (same recipe)."""
     import keras
+    import tensorflow as tf
 
+    from tfsynth.data.pipeline import make_pipeline
     from tfsynth.evaluation import classifier as C
 
     model = C.build_classifier(train.shape, train.num_classes, seed=seed)
@@ -47,7 +49,9 @@ def _fit_baseline(train, seed: int):
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, STEPS)),
         loss=keras.losses.CategoricalCrossentropy(),
     )
-    ds = C._input(train.images, C._targets(train), 64, seed)  # noqa: SLF001
+    cols = {"image": train.images, "label": C._targets(train)}  # noqa: SLF001
+    ds = make_pipeline(tf.data.Dataset.from_tensor_slices(cols), batch_size=64, seed=seed,
+                       cache=False, shuffle_buffer=len(train))  # fmt: skip
     model.fit(ds.repeat(), epochs=1, steps_per_epoch=STEPS, verbose=0)
     return [model]
 

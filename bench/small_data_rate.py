@@ -13,6 +13,10 @@ summary.json, which times `fit` only), interleaved after a warm-up:
 - small_steps: mnist-10k[:500], --steps STEPS
 - small_epochs: mnist-10k[:500], --epochs (STEPS // 7): 7-step epochs
 
+Each run also records the CPU seconds of its whole process (getrusage of
+the child): with equal steps, equal CPU means equal work per image, even
+when the wall-clock rate is bent by the machine's scheduling.
+
     python bench/small_data_rate.py [--steps 1400] [--rounds 3]
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,10 +49,14 @@ def once(args: list[str], work: Path) -> dict:
     out = Path(tempfile.mkdtemp(dir=work))
     cmd = ["tfsynth", "train", "--model", "cgan", "--width", "32", "--batch-size", "64",
            "--quiet", "--out", str(out / "run"), *args]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     s = json.loads((out / "run" / "summary.json").read_text())
     return {"images_per_second": s["images_per_second"], "steps": s["steps"],
-            "steps_per_epoch": s["config.steps_per_epoch"]}  # fmt: skip
+            "steps_per_epoch": s["config.steps_per_epoch"],
+            "process_cpu_seconds": round(cpu, 2)}  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -67,13 +76,22 @@ def main(argv=None) -> None:
                 print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     rate = {n: [x["images_per_second"] for x in v] for n, v in runs.items()}
     ratios = {n: statistics.median(a / b for a, b in zip(rate[n], rate["big"])) for n in rate}
-    print(f"\n{'case':14} {'steps/epoch':>11} {'median img/s':>13} {'vs big':>7}")
+    cpu = {n: [x["process_cpu_seconds"] for x in v] for n, v in runs.items()}
+    # CPU per image relative to big: big's CPU / this case's CPU (same steps, same images).
+    cpu_ratios = {n: statistics.median(b / a for a, b in zip(cpu[n], cpu["big"])) for n in cpu}
+    print(
+        f"\n{'case':14} {'steps/epoch':>11} {'median img/s':>13} {'vs big':>7} {'CPU vs big':>11}"
+    )
     for n in cases:
         spe = runs[n][0]["steps_per_epoch"]
-        print(f"{n:14} {spe:>11} {statistics.median(rate[n]):13.0f} {ratios[n]:7.2f}")
+        print(
+            f"{n:14} {spe:>11} {statistics.median(rate[n]):13.0f} {ratios[n]:7.2f} "
+            f"{cpu_ratios[n]:11.2f}"
+        )
     record = {"benchmark": "small_data_rate", "steps": args.steps, "machine": start,
               "load_average_at_end": machine_info()["load_average"], "runs": runs,
-              "median_ratio_vs_big": ratios}  # fmt: skip
+              "median_ratio_vs_big": ratios,
+              "median_cpu_ratio_vs_big": cpu_ratios}  # fmt: skip
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}")
 

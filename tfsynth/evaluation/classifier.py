@@ -13,8 +13,9 @@ Network (any H x W x C with H and W divisible by 4, float32 input in [-1, 1]):
 ``Conv(w, 3) -> MaxPool -> Conv(2w, 3) -> MaxPool -> Conv(2w, 3) -> Flatten
 -> Dropout -> Dense(feature_dim, "features") -> Dropout -> Dense(K, softmax)``,
 trained with Adam and a cosine-decayed learning rate over a budget of
-optimizer steps. The layer named ``"features"`` is the penultimate
-embedding used by `tfsynth.evaluation.features`.
+optimizer steps, in one compiled loop (`tfsynth.evaluation.train_loop`).
+The layer named ``"features"`` is the penultimate embedding used by
+`tfsynth.evaluation.features`.
 """
 
 from __future__ import annotations
@@ -112,21 +113,14 @@ def _targets(dataset: ImageDataset) -> np.ndarray:
     return np.eye(k, dtype=np.float32)[labels]
 
 
-def _input(images: np.ndarray, targets: np.ndarray | None, batch_size: int, seed: int | None):
+def _images_input(images: np.ndarray, batch_size: int):
+    """Batches of uint8 images scaled to [-1, 1], in order (for prediction)."""
     import tensorflow as tf
 
-    from tfsynth.data.pipeline import make_pipeline
+    from tfsynth.data.pipeline import to_unit_range
 
-    cols = {"image": images, "label": targets if targets is not None else np.zeros(len(images))}
-    ds = make_pipeline(
-        tf.data.Dataset.from_tensor_slices(cols),
-        batch_size=batch_size,
-        shuffle=seed is not None,
-        seed=seed or 0,
-        cache=False,  # the arrays are already in memory
-        shuffle_buffer=len(images),
-    )
-    return ds if targets is not None else ds.map(lambda x, _: x)
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    return ds.map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 DEFAULT_EPOCHS = 8
@@ -146,19 +140,7 @@ def step_budget(num_examples: int, *, epochs: int, batch_size: int, min_steps: i
     return max(int(min_steps), int(epochs) * -(-int(num_examples) // int(batch_size)))
 
 
-def train_classifier(
-    dataset: ImageDataset,
-    *,
-    epochs: int = DEFAULT_EPOCHS,
-    seed: int = 0,
-    batch_size: int = 64,
-    width: int = 16,
-    feature_dim: int = 128,
-    learning_rate: float = 2e-3,
-    num_classes: int | None = None,
-    min_steps: int = 0,
-    steps: int | None = None,
-) -> keras.Model:
+def train_classifier(dataset: ImageDataset, *, seed: int = 0, **recipe) -> keras.Model:
     """Trains the fixed classifier on `dataset` and returns the Keras model.
 
     The recipe is fixed on purpose (Adam with a cosine-decayed learning
@@ -168,16 +150,9 @@ def train_classifier(
     Args:
         dataset: labelled images (uint8); a ``soft_label`` extra column
             (N, K) is used as the target when present.
-        epochs: passes over the data (sets the step budget, see `step_budget`).
         seed: seeds initialization, dropout and the batch order.
-        batch_size: examples per step.
-        width, feature_dim: network size, see `build_classifier`.
-        learning_rate: Adam's initial learning rate.
-        num_classes: defaults to ``dataset.num_classes``.
-        min_steps: at least this many optimizer steps, so that a 100-image
-            set is not compared undertrained.
-        steps: an explicit step budget instead of `epochs` and `min_steps`
-            (the same budget for D and D' in the utility comparisons).
+        **recipe: `train_classifiers`' size knobs (epochs, batch_size,
+            width, feature_dim, learning_rate, num_classes, min_steps, steps).
 
     Example:
 
@@ -187,11 +162,7 @@ def train_classifier(
     >>> predict_labels(model, ds.images).shape
     (8,)
     """
-    return train_classifiers(
-        dataset, seeds=[seed], epochs=epochs, batch_size=batch_size, width=width,
-        feature_dim=feature_dim, learning_rate=learning_rate, num_classes=num_classes,
-        min_steps=min_steps, steps=steps,
-    )[0]  # fmt: skip
+    return train_classifiers(dataset, seeds=[seed], **recipe)[0]
 
 
 def train_classifiers(
@@ -210,9 +181,23 @@ def train_classifiers(
     """One fixed classifier per seed, trained side by side (`tfsynth.evaluation.train_loop`).
 
     Model i trains on `datasets` (or ``datasets[i]``) with ``seeds[i]``,
-    exactly as `train_classifier` would train it alone; all get one step
-    budget (that of the first dataset unless `steps` is given). The other
-    arguments are `train_classifier`'s.
+    exactly as it would alone; all get one step budget.
+
+    Args:
+        datasets: labelled images (uint8), one dataset for all seeds or one
+            per seed; a ``soft_label`` extra column (N, K) is used as the
+            target when present.
+        seeds: one seed per model: initialization, dropout, batch order.
+        epochs: passes over the (first) dataset; sets the step budget, see
+            `step_budget`.
+        batch_size: examples per step.
+        width, feature_dim: network size, see `build_classifier`.
+        learning_rate: Adam's initial learning rate.
+        num_classes: defaults to the first dataset's ``num_classes``.
+        min_steps: at least this many optimizer steps, so that a 100-image
+            set is not compared undertrained.
+        steps: an explicit step budget instead of `epochs` and `min_steps`
+            (the same budget for D and D' in the utility comparisons).
 
     Example:
 
@@ -312,7 +297,7 @@ def predict_proba(model: keras.Model, images_uint8, *, batch_size: int = 256) ->
         images = images[..., None]
     if images.dtype != np.uint8:
         raise DataError(f"images must be uint8 NHWC, got dtype {images.dtype}")
-    return np.asarray(model.predict(_input(images, None, batch_size, None), verbose=0))
+    return np.asarray(model.predict(_images_input(images, batch_size), verbose=0))
 
 
 def predict_labels(model: keras.Model, images_uint8, *, batch_size: int = 256) -> np.ndarray:
