@@ -14,8 +14,8 @@ summary.json, which times `fit` only), interleaved after a warm-up:
 - small_epochs: mnist-10k[:500], --epochs (STEPS // 7): 7-step epochs
 
 Each run also records the CPU seconds of its whole process (getrusage of
-the child): with equal steps, equal CPU means equal work per image, even
-when the wall-clock rate is bent by the machine's scheduling.
+the child, setup included): equal CPU per step means equal work per image,
+even when the wall-clock rate is bent by the machine's scheduling.
 
     python bench/small_data_rate.py [--steps 1400] [--rounds 3]
 """
@@ -59,6 +59,17 @@ def once(args: list[str], work: Path) -> dict:
             "process_cpu_seconds": round(cpu, 2)}  # fmt: skip
 
 
+def cpu_per_image_ratios(runs: dict) -> dict[str, float]:
+    """Median over rounds of big's process CPU per step over each case's (1.0: same CPU per image).
+
+    Per step, because big's run rounds the budget up to whole epochs.
+    """
+    per_step = {n: [x["process_cpu_seconds"] / x["steps"] for x in v] for n, v in runs.items()}
+    return {
+        n: statistics.median(b / a for a, b in zip(v, per_step["big"])) for n, v in per_step.items()
+    }
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1400)
@@ -76,9 +87,7 @@ def main(argv=None) -> None:
                 print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     rate = {n: [x["images_per_second"] for x in v] for n, v in runs.items()}
     ratios = {n: statistics.median(a / b for a, b in zip(rate[n], rate["big"])) for n in rate}
-    cpu = {n: [x["process_cpu_seconds"] for x in v] for n, v in runs.items()}
-    # CPU per image relative to big: big's CPU / this case's CPU (same steps, same images).
-    cpu_ratios = {n: statistics.median(b / a for a, b in zip(cpu[n], cpu["big"])) for n in cpu}
+    cpu_ratios = cpu_per_image_ratios(runs)
     print(
         f"\n{'case':14} {'steps/epoch':>11} {'median img/s':>13} {'vs big':>7} {'CPU vs big':>11}"
     )
