@@ -139,7 +139,7 @@ def _check_config(out: Path, config: RunConfig) -> None:
 def _split_parts(config: RunConfig) -> dict[str, Any]:
     """The train/val/test parts in memory; raises before anything is written."""
     from tfsynth.data import load_dataset
-    from tfsynth.evaluation.utility import check_compatible
+    from tfsynth.data.dataset import check_compatible
     from tfsynth.models import check_image_shape
 
     d = config.data

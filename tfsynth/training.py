@@ -588,8 +588,8 @@ def _plan(data, cfg: FitConfig, out, validated: bool) -> _Plan:
 
 def _monitor(data, val, plan: _Plan, classifier):
     """The validation monitor, its classifier saved as OUT/classifier.keras."""
+    from tfsynth.data.dataset import check_compatible
     from tfsynth.evaluation.features import domain_classifier
-    from tfsynth.evaluation.utility import check_compatible
     from tfsynth.validation import ValidationMonitor, check_select, fid_floor
 
     check_compatible(data, val)

@@ -90,3 +90,11 @@ def test_bad_arguments():
     m = build_classifier((16, 16, 1), 2, width=4)
     with pytest.raises(DataError, match="uint8"):
         predict_labels(m, np.zeros((2, 16, 16, 1), np.float32))
+
+
+def test_datasets_trained_together_must_match():
+    args = dict(seeds=[0, 1], epochs=1, batch_size=4, width=4)
+    with pytest.raises(DataError, match="big: images are 32x32x1 but sep has 16x16x1"):
+        train_classifiers([separable(), separable(name="big", size=32)], **args)
+    with pytest.raises(DataError, match="sep: has 2 classes, expected 3"):
+        train_classifiers(separable(), num_classes=3, **args)

@@ -457,3 +457,31 @@ class ImageDataset:
             start_step=start_step,
             stop_step=stop_step,
         )
+
+
+def check_compatible(reference: ImageDataset, *others: ImageDataset | None) -> None:
+    """Raises DataError unless all datasets share image shape and class count (None is skipped).
+
+    Example:
+
+    >>> a = ImageDataset(np.zeros((2, 4, 4, 1), np.uint8), np.array([0, 1]), name="a")
+    >>> b = ImageDataset(np.zeros((2, 8, 8, 1), np.uint8), np.array([0, 1]), name="b")
+    >>> check_compatible(a, None, a)
+    >>> check_compatible(a, b)
+    Traceback (most recent call last):
+    ...
+    tfsynth.errors.DataError: b: images are 8x8x1 but a has 4x4x1; shapes must match
+    """
+    for ds in others:
+        if ds is None:
+            continue
+        if tuple(ds.shape) != tuple(reference.shape):
+            raise DataError(
+                f"{ds.name}: images are {'x'.join(map(str, ds.shape))} but {reference.name} has "
+                f"{'x'.join(map(str, reference.shape))}; shapes must match"
+            )
+        if ds.num_classes != reference.num_classes:
+            raise DataError(
+                f"{ds.name}: {ds.num_classes} classes but {reference.name} has "
+                f"{reference.num_classes}; class counts must match"
+            )

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 import keras
 import numpy as np
 
-from tfsynth.data.dataset import ImageDataset
+from tfsynth.data.dataset import ImageDataset, check_compatible
 from tfsynth.errors import ConfigError, DataError
 from tfsynth.evaluation.train_loop import TrainLoop, batch_order
 
@@ -215,10 +215,14 @@ def train_classifiers(
     datasets = list(datasets) if many else [datasets] * len(seeds)
     if not seeds or len(datasets) != len(seeds):
         raise ConfigError(f"expected one seed per dataset, got {len(seeds)} for {len(datasets)}")
-    num_classes = num_classes or datasets[0].num_classes
     for ds in datasets:
         ds.require_labels("training a classifier")
-        _check_compatible(ds, datasets[0].shape, num_classes)
+    check_compatible(*datasets)
+    num_classes = num_classes or datasets[0].num_classes
+    if datasets[0].num_classes != num_classes:
+        raise DataError(
+            f"{datasets[0].name}: has {datasets[0].num_classes} classes, expected {num_classes}"
+        )
     if steps is None:
         steps = step_budget(
             len(datasets[0]), epochs=epochs, batch_size=batch_size, min_steps=min_steps
@@ -277,17 +281,6 @@ def _fresh_loop(recipe: tuple, seeds: Sequence[int]) -> TrainLoop:
         return loop
     loop.reset(fresh)
     return loop
-
-
-def _check_compatible(dataset: ImageDataset, image_shape, num_classes: int) -> None:
-    if tuple(dataset.shape) != tuple(image_shape):
-        raise DataError(
-            f"{dataset.name}: images are {dataset.shape}, expected {tuple(image_shape)}"
-        )
-    if dataset.num_classes != num_classes:
-        raise DataError(
-            f"{dataset.name}: has {dataset.num_classes} classes, expected {num_classes}"
-        )
 
 
 def predict_proba(model: keras.Model, images_uint8, *, batch_size: int = 256) -> np.ndarray:

@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tfsynth.data.dataset import ImageDataset
+from tfsynth.data.dataset import ImageDataset, check_compatible
 from tfsynth.errors import ConfigError
 from tfsynth.evaluation.distribution import distribution_metrics
 from tfsynth.evaluation.features import build_extractor
 from tfsynth.evaluation.privacy import nearest_neighbor_grid, pixel_vectors, privacy_metrics
 from tfsynth.evaluation.utility import (
-    check_compatible,
     low_data_curve,
     seed_list,
     utility_metrics,

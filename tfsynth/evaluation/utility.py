@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tfsynth.data.dataset import ImageDataset
-from tfsynth.errors import ConfigError, DataError
+from tfsynth.data.dataset import ImageDataset, check_compatible
+from tfsynth.errors import ConfigError
 from tfsynth.evaluation.classifier import (
     DEFAULT_EPOCHS,
     accuracy,
@@ -37,23 +37,6 @@ from tfsynth.evaluation.classifier import (
 )
 
 DEFAULT_LOW_DATA_SIZES = (100, 500, 1000)
-
-
-def check_compatible(reference: ImageDataset, *others: ImageDataset | None) -> None:
-    """Raises DataError unless all datasets share image shape and class count."""
-    for ds in others:
-        if ds is None:
-            continue
-        if tuple(ds.shape) != tuple(reference.shape):
-            raise DataError(
-                f"{ds.name}: images are {'x'.join(map(str, ds.shape))} but {reference.name} has "
-                f"{'x'.join(map(str, reference.shape))}; shapes must match"
-            )
-        if ds.num_classes != reference.num_classes:
-            raise DataError(
-                f"{ds.name}: {ds.num_classes} classes but {reference.name} has "
-                f"{reference.num_classes}; class counts must match"
-            )
 
 
 def concat(parts: Sequence[ImageDataset], name: str) -> ImageDataset:

@@ -192,8 +192,8 @@ class PseudoSet:
     @classmethod
     def load(cls, path: str | os.PathLike, real: ImageDataset) -> PseudoSet:
         """Reads a `tfsynth pseudo-label` directory; DataError unless it matches `real`."""
+        from tfsynth.data.dataset import check_compatible
         from tfsynth.data.sources import load_dataset
-        from tfsynth.evaluation.utility import check_compatible
 
         ds = load_dataset(os.fspath(path)).require_labels("the search's pseudo source")
         check_compatible(real, ds)
@@ -342,7 +342,7 @@ def search_mix(
         (the row index), ``chosen_fusion`` (FusionConfig fields), and
         ``ladder``: per family the candidate best on validation.
     """
-    from tfsynth.evaluation.utility import check_compatible
+    from tfsynth.data.dataset import check_compatible
 
     config = (config or SearchConfig()).validate()
     if config.multipliers == "auto":
