@@ -83,7 +83,11 @@ def test_curator_keeps_the_predicted_label_above_the_threshold():
     assert confidence.dtype == np.float32
     ref = brightness_proba(images, scale=0.1)[np.arange(7), labels]
     np.testing.assert_allclose(confidence, ref, atol=1e-5)
-    np.testing.assert_array_equal(confidence, predict_proba(clf, images)[np.arange(7), labels])
+    # The same probabilities as prediction; the last bit may differ where the
+    # CPU's kernels depend on the batch (seen without AVX-512).
+    np.testing.assert_allclose(
+        confidence, predict_proba(clf, images)[np.arange(7), labels], rtol=1e-6, atol=0
+    )
     # 127 and 128 sit near the boundary (p ~ 0.58): kept at 0.5 for their own side only.
     keep, _ = Curator(clf, 0.5)(images, labels)
     assert keep.tolist() == [True, False, True, True, True, False, True]
