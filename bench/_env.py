@@ -20,6 +20,22 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The "AMD EPYC" name is shared by hosts with and without AVX-512, whose conv
+# speed differs by ~2.6x (bench/results/classifier_loop_avx2.json): record the ISA.
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in _ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
 def _commit() -> str:
     try:
         out = subprocess.run(
@@ -36,10 +52,11 @@ def _commit() -> str:
 
 
 def machine_info() -> dict:
-    """commit, cpu_model, cpu_count and the 1/5/15-minute load averages."""
+    """commit, cpu_model, its vector ISA flags, cpu_count and the 1/5/15-minute load averages."""
     return {
         "commit": _commit(),
         "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "python": platform.python_version(),
