@@ -24,7 +24,9 @@ def _cases():
     yield pytest.param("cgan", {"loss": "wgan-gp", "n_critic": 2}, 3, id="cgan-wgan-gp")
     yield pytest.param("vae", {}, 3, id="vae")
     yield pytest.param("cvae", {}, 3, id="cvae")
-    yield pytest.param("ddpm", {"sample_steps": 2}, 1, id="ddpm-unconditional")
+    # The smallest U-Net here; the conditional case keeps the default one (attention included).
+    small = {"sample_steps": 2, "levels": 1, "attention": False}
+    yield pytest.param("ddpm", small, 1, id="ddpm-unconditional")
     ddpm = {"sample_steps": 2, "prediction": "v", "guidance": 2.0}
     yield pytest.param("ddpm", ddpm, 3, id="ddpm-conditional-v")
 

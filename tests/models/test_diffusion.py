@@ -24,6 +24,9 @@ def _data(h, n=8, k=3):
     return images.astype("float32") / 127.5 - 1.0, labels
 
 
+SMALL = {"levels": 1, "attention": False}  # the smallest U-Net, where the network is not under test
+
+
 def _tiny(h, k=3, **kw):
     kw.setdefault("sample_steps", 3)
     m = build_model("ddpm", (h, h, 1), num_classes=k, width=8, seed=1, **kw)
@@ -39,10 +42,11 @@ def _perturb(model, seed=0):
     )
 
 
-@pytest.mark.parametrize("k", [0, 3], ids=["uncond", "cond"])
+# The default 28x28 U-Net (7x7 attention) conditional; the smallest one unconditional.
+@pytest.mark.parametrize("k, unet", [(0, SMALL), (3, {})], ids=["uncond", "cond"])
 @pytest.mark.parametrize("h", [28])  # 16x16: tests/models/test_contract.py
-def test_ddpm_trains_two_steps(h, k):
-    m = _tiny(h, k)
+def test_ddpm_trains_two_steps(h, k, unet):
+    m = _tiny(h, k, **unet)
     assert isinstance(m, Diffusion) and m.num_classes == k
     assert m.latent_dim == h * h
     x, y = _data(h)
@@ -111,7 +115,7 @@ def test_train_step_loss_is_the_network_loss_on_its_draws():
 
 
 def test_sampling_is_deterministic_and_guidance_matters():
-    m = _tiny(16)
+    m = _tiny(16, **SMALL)
     _perturb(m)
     noise, labels = noise_for(7, range(4), m.latent_dim), np.array([0, 1, 2, 0])
     a = m.generate(noise, labels, steps=4).numpy()
@@ -134,7 +138,7 @@ def test_sampling_is_deterministic_and_guidance_matters():
 
 
 def test_bad_input_raises_one_line_config_errors():
-    m = _tiny(16)
+    m = _tiny(16, **SMALL)
     noise, labels = noise_for(0, range(2), m.latent_dim), np.array([0, 1])
     cases = [
         (lambda: m.generate(noise, labels, guidance=-0.5), "guidance"),
@@ -158,8 +162,7 @@ def test_generate_and_curate_a_ddpm_run(tmp_path):
     from tests.test_curation import calibrated_classifier
     from tfsynth.generation import generate
 
-    m = build_model("ddpm", (16, 16, 1), num_classes=2, width=8, seed=1, sample_steps=2)
-    m.compile(jit_compile=False)
+    m = _tiny(16, 2, sample_steps=2, **SMALL)
     _perturb(m)
     m.save(tmp_path / "model.keras")
     plain = generate(tmp_path, 6, out=tmp_path / "gen", batch_size=4)
@@ -172,14 +175,17 @@ def test_generate_and_curate_a_ddpm_run(tmp_path):
     assert curated["class_counts"] == [3, 3]
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_trains_and_samples_float32(policy):
+# float16 with the default U-Net: its attention softmax is where half precision bites.
+@pytest.mark.parametrize(
+    "policy, unet", [("mixed_float16", {}), ("mixed_bfloat16", SMALL)], ids=["f16", "bf16"]
+)
+def test_mixed_precision_trains_and_samples_float32(policy, unet):
     import keras
 
     from tfsynth.training import precision_policy
 
     with precision_policy(policy):
-        m = _tiny(16, sample_steps=2)
+        m = _tiny(16, sample_steps=2, **unet)
         assert isinstance(m.optimizer, keras.optimizers.LossScaleOptimizer) == (
             policy == "mixed_float16"
         )
@@ -190,24 +196,34 @@ def test_mixed_precision_trains_and_samples_float32(policy):
 
 
 _MIRRORED = """
-import json, sys
+import json
 import numpy as np
 import tensorflow as tf
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-from tfsynth.data import ImageDataset
-from tfsynth.training import train
+from tfsynth.models.diffusion import build_diffusion
+strategy = tf.distribute.MirroredStrategy()
 rng = np.random.default_rng(0)
-ds = ImageDataset(rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), np.arange(8) % 2)
-s = train(ds, "ddpm", epochs=1, out=sys.argv[1], batch_size=4, width=8, verbose=0,
-          strategy="mirrored").summary
-print("RESULT", json.dumps({"steps": s["steps"], "replicas": s["num_replicas"],
-      "loss": s["final"]["loss"]}))
+x = rng.uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+with strategy.scope():  # the smallest U-Net: the strategy, not the network, is under test
+    m = build_diffusion((16, 16, 1), 2, width=8, levels=1, attention=False, sample_steps=2, seed=1)
+    m.compile(jit_compile=False)
+    start = [w.numpy() for w in m.ema_network.weights]
+loss = m.fit(x, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0).history["loss"][-1]
+def spread(ws):  # the largest difference between the two replicas' copies of a variable
+    pairs = (strategy.experimental_local_results(w.value) for w in ws)
+    return max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in pairs)
+moved = max(float(np.abs(w.numpy() - s).max()) for w, s in zip(m.ema_network.weights, start))
+out = m.generate(rng.normal(size=(2, m.latent_dim)).astype("float32"), np.array([0, 1]))
+print("RESULT", json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": loss,
+      "steps": int(m.train_steps.numpy()), "moved": moved, "out": float(np.abs(out).max()),
+      "spread": max(spread(m.network.weights), spread(m.ema_network.weights))}))
 """
 
 
 @pytest.mark.slow
-def test_ddpm_trains_under_mirrored_strategy(tmp_path):
+def test_ddpm_trains_under_mirrored_strategy():
+    """Two replicas step in sync: weights and EMA weights equal on both, the EMA moved."""
     import json
     import os
     import subprocess
@@ -215,14 +231,13 @@ def test_ddpm_trains_under_mirrored_strategy(tmp_path):
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     p = subprocess.run(
-        [sys.executable, "-c", _MIRRORED, str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        [sys.executable, "-c", _MIRRORED], capture_output=True, text=True, timeout=300, env=env
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     result = json.loads(p.stdout.split("RESULT", 1)[1])
-    assert result["steps"] == 2 and result["replicas"] == 2
-    assert math.isfinite(result["loss"])
-    assert load_generator(tmp_path / "run").num_classes == 2
+    assert (result["replicas"], result["steps"]) == (2, 2) and math.isfinite(result["loss"])
+    assert result["spread"] == 0.0 and result["moved"] > 0.0
+    assert result["out"] <= 1.0
 
 
 def test_conditional_ddpm_selects_by_label_agreement(tmp_path):
@@ -251,7 +266,7 @@ def test_conditional_ddpm_selects_by_label_agreement(tmp_path):
 
 
 def test_set_sampling_checks_and_keeps_what_is_not_given():
-    m = _tiny(16)
+    m = _tiny(16, **SMALL)
     assert m.set_sampling(guidance=1.5) is m and (m.sample_steps, m.guidance) == (3, 1.5)
     for bad in ({"steps": 0}, {"guidance": -1.0}, {"guidance": float("nan")}):
         with pytest.raises(ConfigError):
