@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import machine_info  # noqa: E402
 
 BATCH = 256
 
@@ -56,6 +58,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     rounds, calls = (3, 20) if args.quick else (9, 40)
+    machine = machine_info()  # the load before the measurement
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import tensorflow as tf
@@ -121,6 +124,7 @@ def main(argv=None) -> int:
     nodes = len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
     result = {
         "benchmark": "augment_kernel",
+        "machine": machine,
         "policy": policy.spec,
         "batch": [BATCH, h, w, 1],
         "rounds": rounds,
@@ -131,7 +135,6 @@ def main(argv=None) -> int:
         "policy_graph_nodes": nodes,
         "cpu_affinity": len(os.sched_getaffinity(0)),
         "tensorflow": tf.__version__,
-        "python": platform.python_version(),
     }
     print(f"{'part':<16}{'CPU ms/call':>12}{'net of call':>13}")
     for name in contenders:

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+from _env import machine_info  # noqa: E402
 
 BATCH = 256
 
@@ -141,6 +141,7 @@ def main(argv=None) -> int:
     from tfsynth.augment import build_policy
     from tfsynth.io import atomic_write_json
 
+    machine = machine_info()  # the load before the measurement
     ds = tfsynth.load_dataset("mnist-10k")
     images, labels = ds.numpy()
     policy = build_policy("digits", seed=0)
@@ -184,6 +185,7 @@ def main(argv=None) -> int:
     per_epoch = [p / i for p, i in zip(epoch_runs["policy"], epoch_runs["identity"])]
     result = {
         "benchmark": "augment_throughput",
+        "machine": machine,
         "policy": policy.spec,
         "data": "mnist-10k",
         "batch_size": BATCH,
@@ -205,9 +207,7 @@ def main(argv=None) -> int:
             "ratio_vs_identity": statistics.median(per_epoch),
         },
         "intra_op_threads": args.intra_op_threads or "tensorflow default",
-        "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
-        "python": platform.python_version(),
     }
     print(f"{'pipeline':<12}{'images/s (median)':>20}{'setup ms':>10}")
     for name, v in runs.items():

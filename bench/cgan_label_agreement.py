@@ -24,8 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
+from _env import machine_info  # noqa: E402
 
 from tfsynth.data import load_dataset  # noqa: E402
 from tfsynth.evaluation.classifier import (  # noqa: E402
@@ -104,6 +105,7 @@ def main(argv=None):
     run_summary = json.loads((Path(args.run) / "summary.json").read_text())
     result = {
         "benchmark": "cgan_label_agreement",
+        "machine": machine_info(),
         "run": str(args.run),
         "model_id": model_id(model),
         "model": run_summary.get("model"),
